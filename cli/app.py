@@ -1,0 +1,57 @@
+"""The ``emokit`` application: command groups, plugin commands, one-line errors."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from . import data, plugins, results, run
+
+app = typer.Typer(name="emokit", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="Multimodal (speech + face) emotion recognition: plugins, subject-wise CV, a model registry.")
+run.register(app)
+results.register(app)
+plugins.register(app)
+app.add_typer(data.app, name="data")
+
+
+def _add_plugin_commands() -> None:
+    from emokit_core.plugins import get_host
+
+    get_host().add_commands(app)
+
+
+def main() -> None:
+    from emokit_core.errors import EmokitError
+
+    try:
+        _add_plugin_commands()
+        app(standalone_mode=False)
+    except EmokitError as exc:
+        if os.environ.get("EMOKIT_TRACEBACK"):
+            raise
+        print(f"error: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(f"hint: {exc.hint}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        print("interrupted; finished folds are in the registry and a rerun resumes from there", file=sys.stderr)
+        sys.exit(130)
+    except Exception as exc:  # click's usage errors and anything unexpected
+        import click
+
+        if isinstance(exc, click.exceptions.Exit):
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(1)
+        if os.environ.get("EMOKIT_TRACEBACK"):
+            raise
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print("hint: this is a bug in emokit or a plugin; rerun with EMOKIT_TRACEBACK=1 and report the traceback",
+              file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,75 @@
+"""``emokit data``: the demo generator and a look at any corpus."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .common import JsonOption, RichReporter, err, out, print_json
+
+app = typer.Typer(no_args_is_help=True, help="Corpora: generate the demo corpus, inspect a corpus.")
+
+
+@app.command("demo")
+def demo_command(
+    actors: int = typer.Option(10, "--actors", help="actors (odd male, even female); 24 = full RAVDESS size, 1440 clips"),
+    repetitions: Optional[int] = typer.Option(None, "--repetitions",
+                                              help="repetitions per take [1; 2 for 24 or more actors, as RAVDESS]"),
+    seed: int = typer.Option(0, "--seed", help="generator seed"),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="folder to write [default: $EMOKIT_HOME/demo/...]"),
+    workers: int = typer.Option(min(os.cpu_count() or 1, 8), "--workers", help="processes"),
+    as_json: bool = JsonOption,
+) -> None:
+    """Generate (once; deterministic from the seed) the synthetic demo corpus in RAVDESS layout."""
+    from emokit_plugins.corpora.demo import load_demo
+
+    reporter = RichReporter()
+    started = time.perf_counter()
+    with reporter.task("generating the demo corpus", 1) as advance:
+        state = {"done": 0}
+
+        def progress(done: int, total: int) -> None:
+            advance(done - state["done"], total=total)
+            state["done"] = done
+
+        corpus = load_demo(out_dir, actors=actors, repetitions=repetitions, seed=seed, progress=progress,
+                           workers=workers)
+    seconds = time.perf_counter() - started
+    summary = {"root": str(corpus.root), "clips": len(corpus.clips), "actors": len({c.actor for c in corpus.clips}),
+               "folds": corpus.folds, "seconds": round(seconds, 2)}
+    if as_json:
+        print_json(summary)
+    else:
+        out.print(f"{summary['clips']} clips of {summary['actors']} actors in {corpus.root} ({seconds:.1f} s)",
+                  highlight=False)
+
+
+@app.command("info")
+def info_command(
+    data: Path = typer.Argument(..., help="corpus folder (RAVDESS layout) or manifest CSV"),
+    corpus: Optional[str] = typer.Option(None, "--corpus", help="reader [ravdess for a folder, manifest for a CSV]"),
+    as_json: bool = JsonOption,
+) -> None:
+    """Summarise a corpus: clips per class and actor, folds, files that were not used."""
+    from emokit_core.plugins import get_host
+
+    name = corpus or ("manifest" if data.suffix.lower() == ".csv" else "ravdess")
+    loaded = get_host().corpus(name).load(data)
+    summary = {"name": loaded.name, "root": str(loaded.root), "clips": len(loaded.clips),
+               "modalities": sorted(loaded.modalities), "classes": dict(Counter(c.label for c in loaded.clips)),
+               "actors": len({c.actor for c in loaded.clips}), "folds": loaded.folds, "problems": loaded.problems}
+    if as_json:
+        print_json(summary)
+        return
+    out.print(f"{name}: {summary['clips']} clips, {summary['actors']} actors, modalities "
+              f"{', '.join(summary['modalities'])}", highlight=False)
+    out.print("classes: " + ", ".join(f"{k} {v}" for k, v in summary["classes"].items()), highlight=False)
+    for k, fold in enumerate(loaded.folds):
+        out.print(f"fold {k}: actors {' '.join(fold)}", highlight=False)
+    for problem in loaded.problems:
+        err.print(f"[yellow]warning:[/] {problem}", highlight=False)

@@ -1,0 +1,114 @@
+"""``emokit runs`` and ``emokit leaderboard``: reading the registry."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from .common import JsonOption, RegistryOption, open_registry, out, pct, print_json
+
+runs_app = typer.Typer(help="Runs in the registry: list them, or show one.", invoke_without_command=True)
+
+
+@runs_app.callback()
+def runs_command(
+    ctx: typer.Context,
+    corpus: Optional[str] = typer.Option(None, "--corpus", help="only runs on this corpus"),
+    model: Optional[str] = typer.Option(None, "--model", help="only runs of this pipeline"),
+    limit: int = typer.Option(50, "--limit", help="newest N runs"),
+    registry: Optional[str] = RegistryOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """List runs, newest first."""
+    if ctx.invoked_subcommand is not None:
+        ctx.obj = registry
+        return
+    runs = open_registry(registry).list_runs(corpus=corpus, model=model, limit=limit)
+    if as_json:
+        print_json(runs)
+        return
+    from rich.table import Table
+
+    table = Table(title="runs", title_justify="left")
+    for column in ("run", "model", "version", "corpus", "profile", "seed", "status", "folds", "accuracy %", "macro-F1 %",
+                   "started"):
+        table.add_column(column, justify="right" if column in ("run", "version", "seed", "folds") else "left")
+    for r in runs:
+        s = r.get("scores") or {}
+        acc = f"{pct(s.get('accuracy'))} ± {100 * s['ci95']:.2f}" if "ci95" in s else pct(s.get("accuracy"))
+        table.add_row(str(r["run_id"]), r["model"], str(r["version"]), r.get("corpus") or "-", r.get("profile") or "-",
+                      str(r.get("seed")), r.get("status") or "-", f"{r.get('n_folds_done', '?')}/{r.get('n_folds', '?')}",
+                      acc, pct(s.get("macro_f1")), str(r.get("started_at", ""))[:19])
+    out.print(table)
+
+
+@runs_app.command("show")
+def show_command(
+    ctx: typer.Context,
+    run_id: int = typer.Argument(..., help="run id (see `emokit runs`)"),
+    registry: Optional[str] = RegistryOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Everything recorded about one run: parameters, folds, scores, artifacts, libraries."""
+    run = open_registry(registry or ctx.obj).get_run(run_id)
+    if as_json:
+        print_json(run)
+        return
+    from rich.table import Table
+
+    head = Table(show_header=False, title=f"run {run_id}: {run['model']} v{run['version']}", title_justify="left")
+    head.add_column(style="bold")
+    head.add_column()
+    for key in ("status", "corpus", "profile", "seed", "config_hash", "started_at", "finished_at", "seconds",
+                "weights", "inputs", "command", "error"):
+        if run.get(key) not in (None, "", {}):
+            head.add_row(key, str(run[key]))
+    head.add_row("params", ", ".join(f"{k}={v!r}" for k, v in (run.get("params") or {}).items()) or "-")
+    head.add_row("libraries", ", ".join(f"{k} {v}" for k, v in (run.get("library_versions") or {}).items()))
+    out.print(head)
+    folds = Table(title="folds", title_justify="left")
+    for column in ("fold", "held-out actors", "train", "test", "accuracy %", "macro-F1 %", "seconds", "artifacts"):
+        folds.add_column(column)
+    held_out = run.get("folds") or []
+    for f in run.get("folds_done", []):
+        s = f.get("scores", {})
+        folds.add_row(str(f["fold"]), " ".join(held_out[f["fold"]]) if f["fold"] < len(held_out) else "-",
+                      str(f.get("n_train")), str(f.get("n_test")), pct(s.get("accuracy")), pct(s.get("macro_f1")),
+                      f"{f.get('seconds', 0):.1f}", ", ".join(f"{a['name']} {a['sha256'][:12]}" for a in f.get("artifacts", [])))
+    pooled = run.get("scores") or {}
+    if pooled:
+        folds.add_section()
+        folds.add_row("pooled", "", "", str(int(pooled.get("n", 0))),
+                      f"{pct(pooled.get('accuracy'))} ± {100 * pooled.get('ci95', 0):.2f}", pct(pooled.get("macro_f1")),
+                      "", "")
+    out.print(folds)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(runs_app, name="runs")
+
+    @app.command("leaderboard")
+    def leaderboard_command(
+        corpus: Optional[str] = typer.Option(None, "--corpus", help="only this corpus (demo, ravdess, ...)"),
+        modality: Optional[str] = typer.Option(None, "--modality", help="speech, face or fusion"),
+        metric: str = typer.Option("accuracy", "--metric", help="accuracy, macro_f1 or uar"),
+        registry: Optional[str] = RegistryOption,
+        as_json: bool = JsonOption,
+    ) -> None:
+        """Best version of each model, ranked, with its 95% interval and number of folds."""
+        rows = open_registry(registry).leaderboard(corpus=corpus, modality=modality, metric=metric)
+        if as_json:
+            print_json(rows)
+            return
+        from rich.table import Table
+
+        table = Table(title=f"leaderboard by {metric}", title_justify="left")
+        for column in ("#", "corpus", "modality", "model", "version", "run", "profile", "accuracy %", "macro-F1 %",
+                       "folds", "clips"):
+            table.add_column(column)
+        for rank, r in enumerate(rows, 1):
+            table.add_row(str(rank), r["corpus"], r["modality"], r["model"], str(r["version"]), str(r["run_id"]),
+                          r.get("profile") or "-", f"{pct(r.get('accuracy'))} ± {100 * (r.get('ci95') or 0):.2f}",
+                          pct(r.get("macro_f1")), str(r.get("n_folds")), str(r.get("n_clips")))
+        out.print(table)

@@ -1,0 +1,162 @@
+"""The data types and component interfaces plugins implement.
+
+Data flows one way: corpus -> clips -> extractor -> recognizer -> [aggregator] ->
+clip posteriors -> fuser.  Components follow scikit-learn's conventions: parameters are
+set in ``__init__`` only, ``fit`` returns ``self``, fitted attributes end in ``_``, and
+``predict_proba`` returns one column per class in the corpus's class order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Protocol, Sequence, runtime_checkable
+
+if TYPE_CHECKING:  # numpy is not imported at start-up: `emokit --help` stays fast
+    import numpy as np
+
+SPEECH = "speech"
+FACE = "face"
+FUSION = "fusion"
+MODALITIES = (SPEECH, FACE)
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One labelled recording.
+
+    ``audio_path`` is the file speech pipelines read and ``video_path`` the one face
+    pipelines read; for an audio-visual mp4 both are the same file.
+    """
+
+    id: str
+    actor: str
+    label: str
+    audio_path: Path | None = None
+    video_path: Path | None = None
+    meta: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def path(self) -> Path:
+        return self.video_path or self.audio_path  # type: ignore[return-value]
+
+    def media_path(self, modality: str) -> Path | None:
+        return self.audio_path if modality == SPEECH else self.video_path
+
+
+@dataclass
+class Corpus:
+    """Clips with an ordered class list and a subject-wise protocol.
+
+    ``folds`` lists, for each fold, the actors held out in it; every actor is held out in
+    exactly one fold.  ``problems`` collects files that were found but not used, each with
+    the reason, so the CLI can report them.
+    """
+
+    name: str
+    root: Path
+    clips: list[Clip]
+    classes: tuple[str, ...]
+    folds: list[list[str]]
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def modalities(self) -> frozenset[str]:
+        found = set()
+        for clip in self.clips:
+            if clip.audio_path is not None:
+                found.add(SPEECH)
+            if clip.video_path is not None:
+                found.add(FACE)
+        return frozenset(found)
+
+    def fold_of(self) -> dict[str, int]:
+        return {actor: k for k, actors in enumerate(self.folds) for actor in actors}
+
+    def fingerprint(self) -> str:
+        """Hash of the clips' relative paths, sizes and labels (cheap; content is hashed per clip by the cache)."""
+        import hashlib
+
+        h = hashlib.sha256()
+        h.update("\x1f".join(self.classes).encode())
+        for clip in sorted(self.clips, key=lambda c: c.id):
+            for path in (clip.audio_path, clip.video_path):
+                if path is None:
+                    continue
+                rel = path.relative_to(self.root) if path.is_relative_to(self.root) else path
+                h.update(f"{clip.id}\x1f{rel}\x1f{path.stat().st_size}\x1f{clip.label}\x1e".encode())
+        return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a face extractor learns about a video before its first frame."""
+
+    width: int
+    height: int
+    fps: float
+    frames: int | None  # as declared by the container; may be missing or wrong
+
+
+class Extractor(Protocol):
+    """Media -> features, deterministic, cached by the core.
+
+    Speech extractors implement :meth:`extract_audio`; face extractors implement
+    :meth:`open_clip`, which returns a :class:`FrameSink` the core feeds frame by frame so
+    that a video is decoded once and never held whole in memory.  ``cache_version`` and
+    ``weights_sha256`` are part of the cache key: bump the first when outputs change.
+    """
+
+    modality: str
+    cache_version: str
+    weights_sha256: str | None
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]: ...
+
+
+class SpeechExtractor(Extractor, Protocol):
+    def extract_audio(self, audio: np.ndarray, sample_rate: int, clip: Clip) -> np.ndarray:
+        """16 kHz mono float32 waveform -> a feature vector or a ``[steps, dim]`` array."""
+
+
+class FrameSink(Protocol):
+    def add(self, frame: np.ndarray) -> None:
+        """One RGB ``uint8`` frame of shape ``[height, width, 3]``."""
+
+    def close(self) -> np.ndarray:
+        """The clip's features: a ``[frames, ...]`` array (or a vector)."""
+
+
+class FaceExtractor(Extractor, Protocol):
+    def open_clip(self, clip: Clip, info: VideoInfo) -> FrameSink: ...
+
+
+@runtime_checkable
+class Recognizer(Protocol):
+    """A classifier over per-clip (or per-frame) features, scikit-learn style."""
+
+    def fit(self, X: Any, y: np.ndarray) -> "Recognizer": ...
+
+    def predict_proba(self, X: Any) -> np.ndarray: ...
+
+
+@runtime_checkable
+class Aggregator(Protocol):
+    """Per-clip sequences of frame outputs -> clip posteriors.
+
+    ``fit`` is a no-op for rules such as max-voting and trains sequence models such as the
+    attention bi-LSTM.
+    """
+
+    def fit(self, sequences: Sequence[np.ndarray], y: np.ndarray) -> "Aggregator": ...
+
+    def predict_proba(self, sequences: Sequence[np.ndarray]) -> np.ndarray: ...
+
+
+@runtime_checkable
+class Fuser(Protocol):
+    """Late fusion: per-modality clip posteriors -> fused posteriors."""
+
+    def fit(self, posteriors: Mapping[str, np.ndarray], y: np.ndarray) -> "Fuser": ...
+
+    def predict_proba(self, posteriors: Mapping[str, np.ndarray]) -> np.ndarray: ...

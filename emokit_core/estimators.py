@@ -1,0 +1,129 @@
+"""Generic clip-level models that adapt scikit-learn-style parts to emokit's data shapes.
+
+The runner hands a modality model a list with one feature array per clip.
+:class:`VectorClipModel` stacks per-clip vectors for an ordinary classifier;
+:class:`FrameClipModel` trains a frame classifier on every frame (frames inherit their
+clip's label) and an aggregator on the per-clip sequences of its outputs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+
+
+class VectorClipModel(ClassifierMixin, BaseEstimator):
+    """One feature vector per clip -> ``estimator`` (any classifier with predict_proba)."""
+
+    def __init__(self, estimator: Any = None):
+        self.estimator = estimator
+
+    def fit(self, X: Sequence[np.ndarray], y: np.ndarray) -> "VectorClipModel":
+        self.estimator_ = clone(self.estimator).fit(_stack(X), np.asarray(y))
+        self.classes_ = self.estimator_.classes_
+        return self
+
+    def predict_proba(self, X: Sequence[np.ndarray]) -> np.ndarray:
+        return self.estimator_.predict_proba(_stack(X))
+
+    def predict(self, X: Sequence[np.ndarray]) -> np.ndarray:
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+
+def _stack(X: Sequence[np.ndarray]) -> np.ndarray:
+    return np.stack([np.asarray(x, dtype=np.float64).reshape(-1) for x in X])
+
+
+class FrameClipModel(ClassifierMixin, BaseEstimator):
+    """Per-frame features ``[frames, dim]`` per clip -> frame classifier -> aggregator.
+
+    ``max_frames_per_clip`` caps the frames each training clip contributes (evenly spaced),
+    so memory does not grow with clip length; prediction always uses every frame.
+    """
+
+    def __init__(self, frame_classifier: Any = None, aggregator: Any = None, max_frames_per_clip: int = 0):
+        self.frame_classifier = frame_classifier
+        self.aggregator = aggregator
+        self.max_frames_per_clip = max_frames_per_clip
+
+    def _subsample(self, frames: np.ndarray) -> np.ndarray:
+        frames = np.asarray(frames)
+        cap = self.max_frames_per_clip
+        if cap and len(frames) > cap:
+            frames = frames[np.linspace(0, len(frames) - 1, cap).round().astype(int)]
+        return frames.reshape(len(frames), -1)
+
+    def fit(self, X: Sequence[np.ndarray], y: np.ndarray) -> "FrameClipModel":
+        y = np.asarray(y)
+        parts = [self._subsample(x) for x in X]
+        frames = np.concatenate(parts).astype(np.float32)
+        labels = np.repeat(y, [len(p) for p in parts])
+        self.frame_classifier_ = clone(self.frame_classifier).fit(frames, labels)
+        self.classes_ = self.frame_classifier_.classes_
+        self.aggregator_ = clone(self.aggregator).fit(self.frame_outputs(X), y)
+        return self
+
+    def frame_outputs(self, X: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Posteriors of every frame, one ``[frames, classes]`` array per clip."""
+        out = []
+        for x in X:
+            x = np.asarray(x)
+            out.append(self.frame_classifier_.predict_proba(x.reshape(len(x), -1).astype(np.float32)))
+        return out
+
+    def predict_proba(self, X: Sequence[np.ndarray]) -> np.ndarray:
+        return self.aggregator_.predict_proba(self.frame_outputs(X))
+
+
+class MaxVoting(BaseEstimator):
+    """The most frequent frame class wins (paper 3.3).
+
+    Ties go to the tied class with the highest mean posterior, then the lowest index, so
+    the result never depends on frame order.  The output is the vote share per class.
+    ``merge`` maps classes onto others before voting (e.g. calm -> neutral for models
+    that lack calm).
+    """
+
+    def __init__(self, merge: dict[int, int] | None = None):
+        self.merge = merge
+
+    def fit(self, sequences: Sequence[np.ndarray], y: np.ndarray | None = None) -> "MaxVoting":
+        return self
+
+    def predict_proba(self, sequences: Sequence[np.ndarray]) -> np.ndarray:
+        out = []
+        for seq in sequences:
+            seq = np.asarray(seq, dtype=np.float64)
+            n_classes = seq.shape[1]
+            if self.merge:
+                seq = seq.copy()
+                for src, dst in self.merge.items():
+                    seq[:, dst] += seq[:, src]
+                    seq[:, src] = 0.0
+            votes = np.bincount(seq.argmax(axis=1), minlength=n_classes).astype(np.float64)
+            tied = np.flatnonzero(votes == votes.max())
+            winner = tied[np.argmax(seq.mean(axis=0)[tied])]  # argmax picks the lowest index on equal means
+            share = votes / votes.sum()
+            # The winner gets strictly the largest value so argmax agrees with the tie-break.
+            share[winner] += 1e-9
+            out.append(share / share.sum())
+        return np.vstack(out)
+
+
+class ZeroR(ClassifierMixin, BaseEstimator):
+    """The paper's ZeroR reference: always the training set's most frequent class.
+
+    Its posteriors are the training class frequencies, so argmax gives the majority class
+    (lowest index on ties)."""
+
+    def fit(self, X: Sequence[Any], y: np.ndarray) -> "ZeroR":
+        y = np.asarray(y, dtype=int)
+        self.classes_ = np.unique(y)
+        counts = np.array([(y == c).sum() for c in self.classes_], dtype=np.float64)
+        self.prior_ = counts / counts.sum()
+        return self
+
+    def predict_proba(self, X: Sequence[Any]) -> np.ndarray:
+        return np.tile(self.prior_, (len(X), 1))

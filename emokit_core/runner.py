@@ -1,0 +1,381 @@
+"""The subject-wise cross-validation runner.
+
+For each modality pipeline and fold: fit on the training actors, predict the held-out
+actors, commit the fold (scores, per-clip posteriors, the fitted model) to the registry.
+Fusers are then trained and tested on those out-of-fold posteriors with the same folds,
+read back from the registry so that a resumed run fuses exactly what was recorded.
+Features are extracted once per clip (one decode for all pipelines) into the feature cache.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import socket
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any, Iterator, Mapping, Sequence
+
+import numpy as np
+
+from . import __version__
+from .cache import FeatureCache, extractor_key
+from .contracts import FACE, FUSION, SPEECH, Clip, Corpus, VideoInfo
+from .errors import EmokitError, MediaError
+from .metrics import scores, zeror_predictions
+from .plugins import PluginHost
+from .specs import PipelineSpec, Recipe
+
+LIBRARIES = ("numpy", "scikit-learn", "scipy", "torch", "torchaudio", "torchvision", "av", "soundfile",
+             "opencv-contrib-python-headless", "SQLAlchemy")
+
+
+class Reporter:
+    """Progress and messages; the CLI passes one that draws rich bars on stderr."""
+
+    @contextmanager
+    def task(self, description: str, total: int) -> Iterator[Any]:
+        """Yields ``advance(n=1, total=None)``; ``total`` corrects the expected count."""
+        yield lambda n=1, total=None: None
+
+    def warn(self, message: str) -> None:
+        print(f"warning: {message}", file=sys.stderr)
+
+    def info(self, message: str) -> None:
+        pass
+
+
+@dataclass
+class PipelineRun:
+    pipeline: str
+    modality: str
+    run_id: int
+    version: int
+    profile: str
+    params: dict[str, Any]
+    resumed: bool
+    folds_done_before: list[int]
+    fold_scores: list[dict[str, float]] = field(default_factory=list)
+    pooled: dict[str, float] = field(default_factory=dict)
+    zeror: float = float("nan")
+    seconds: float = 0.0
+
+
+@dataclass
+class RunOutcome:
+    corpus: Corpus
+    runs: list[PipelineRun]
+    skipped_clips: dict[str, str]
+    cache_hits: int
+    cache_misses: int
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"emokit": __version__, "python": sys.version.split()[0]}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def seed_everything(estimator: Any, seed: int) -> None:
+    """Set every ``random_state``/``seed`` parameter of a (nested) estimator and the global RNGs."""
+    np.random.seed(seed % 2**32)
+    if "torch" in sys.modules:
+        sys.modules["torch"].manual_seed(seed)
+    if hasattr(estimator, "get_params") and hasattr(estimator, "set_params"):
+        wanted = {k: seed for k in estimator.get_params(deep=True)
+                  if k.rsplit("__", 1)[-1] in ("random_state", "seed")}
+        if wanted:
+            estimator.set_params(**wanted)
+
+
+def aligned_proba(model: Any, proba: np.ndarray, n_classes: int) -> np.ndarray:
+    """Columns in the corpus's class order even if a class was absent from training."""
+    classes = getattr(model, "classes_", None)
+    if classes is None or (len(classes) == n_classes and list(classes) == list(range(n_classes))):
+        return np.asarray(proba, dtype=np.float64)
+    out = np.zeros((proba.shape[0], n_classes))
+    out[:, np.asarray(classes, dtype=int)] = proba
+    return out
+
+
+# -- feature extraction -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Job:
+    clip: Clip
+    extractors: tuple[tuple[str, str, Any], ...]  # (cache key, modality, extractor)
+
+
+def _extract_clip(job: _Job, cache_root: str) -> tuple[str, str | None]:
+    """Decode a clip once and run every pending extractor on it; returns (clip id, error)."""
+    cache = FeatureCache(cache_root)
+    clip = job.clip
+    try:
+        by_path: dict[Any, list[tuple[str, str, Any]]] = {}
+        for key, modality, ext in job.extractors:
+            by_path.setdefault(clip.media_path(modality), []).append((key, modality, ext))
+        for path, pending in by_path.items():
+            speech = [p for p in pending if p[1] == SPEECH]
+            face = [p for p in pending if p[1] == FACE]
+            sinks: list[tuple[str, Any]] = []
+
+            def on_video(info: VideoInfo, face=face, sinks=sinks):
+                consumers = []
+                for key, _, ext in face:
+                    sink = ext.open_clip(clip, info)
+                    sinks.append((key, sink))
+                    consumers.append((getattr(sink, "pixel_format", "rgb24"), sink.add))
+                return consumers
+
+            from .media import SAMPLE_RATE, decode
+
+            audio = decode(path, audio=bool(speech), on_video=on_video if face else None)
+            outputs = [(key, ext.extract_audio(audio, SAMPLE_RATE, clip)) for key, _, ext in speech]
+            outputs += [(key, sink.close()) for key, sink in sinks]
+            for key, features in outputs:
+                features = np.asarray(features)
+                if features.size == 0 or not np.isfinite(features).all():
+                    raise MediaError(f"{path}: the extractor produced no usable features",
+                                     "check the clip; it may be too short or blank")
+                cache.store(key, features)
+    except MediaError as exc:
+        return clip.id, f"{exc.message} ({exc.hint})" if exc.hint else exc.message
+    return clip.id, None
+
+
+class Runner:
+    def __init__(self, host: PluginHost, registry: Any, cache: FeatureCache, reporter: Reporter | None = None,
+                 workers: int = 1):
+        self.host = host
+        self.registry = registry
+        self.cache = cache
+        self.reporter = reporter or Reporter()
+        self.workers = max(1, workers)
+
+    # -- planning --------------------------------------------------------------------------
+    def plan(self, names: Sequence[str], corpus: Corpus, profile: str | None,
+             overrides: Mapping[str, Mapping[str, Any]]) -> list[tuple[PipelineSpec, str, dict[str, Any]]]:
+        if not names:
+            raise EmokitError("no pipeline given", "e.g. emokit run speech.mfcc_svm face.pixels_vote fuse.svm_linear")
+        if len(set(names)) != len(names):
+            raise EmokitError("a pipeline is named twice", "name each pipeline once")
+        planned = []
+        for name in names:
+            spec = self.host.pipeline(name)
+            chosen, params = spec.resolve(profile, overrides.get(name, {}))
+            planned.append((spec, chosen, params))
+        for name in overrides:
+            if name not in names:
+                raise EmokitError(f"parameters given for {name}, which is not in this run",
+                                  f"pipelines in this run: {', '.join(names)}")
+        modal = [p for p in planned if p[0].modality != FUSION]
+        fusers = [p for p in planned if p[0].modality == FUSION]
+        if not modal:
+            raise EmokitError("a fuser needs modality pipelines to fuse", "add e.g. speech.mfcc_svm face.pixels_vote")
+        if fusers and len(modal) < 2:
+            raise EmokitError(f"{fusers[0][0].name} fuses two or more modality pipelines; this run has one",
+                              "add a face (or speech) pipeline, or drop the fuser")
+        missing = {p[0].modality for p in modal} - corpus.modalities
+        if missing:
+            offenders = [p[0].name for p in modal if p[0].modality in missing]
+            raise EmokitError(f"corpus {corpus.name} at {corpus.root} has no {'/'.join(sorted(missing))} media, "
+                              f"so {', '.join(offenders)} cannot run on it",
+                              "drop those pipelines, or use a corpus with audio-visual files")
+        return modal + fusers
+
+    # -- the run ------------------------------------------------------------------------------
+    def run(self, names: Sequence[str], corpus: Corpus, *, profile: str | None = None,
+            overrides: Mapping[str, Mapping[str, Any]] | None = None, seed: int = 0,
+            resume: bool = True, command: str = "") -> RunOutcome:
+        planned = self.plan(names, corpus, profile, overrides or {})
+        recipes = {spec.name: spec.build(**params) for spec, _, params in planned if spec.modality != FUSION}
+        for name, recipe in recipes.items():
+            if not isinstance(recipe, Recipe):
+                raise EmokitError(f"pipeline {name} built {type(recipe).__name__}, not a Recipe",
+                                  "its plugin breaks the pipeline contract; report it to its authors")
+        features, skipped = self.extract(corpus, recipes)
+        for clip_id, why in skipped.items():
+            self.reporter.warn(f"skipped clip {clip_id}: {why}")
+        clips = [c for c in corpus.clips if c.id not in skipped]
+        if not clips:
+            raise EmokitError(f"no clip of {corpus.root} could be used", "see the warnings above")
+        corpus_id = self.registry.upsert_corpus(name=corpus.name, fingerprint=corpus.fingerprint(),
+                                                classes=list(corpus.classes), n_clips=len(corpus.clips),
+                                                root=str(corpus.root))
+        runs: list[PipelineRun] = []
+        for spec, chosen, params in planned:
+            if spec.modality == FUSION:
+                continue
+            runs.append(self._run_modality(spec, chosen, params, recipes[spec.name], features.get(spec.name),
+                                           clips, corpus, corpus_id, seed, resume, command))
+        for spec, chosen, params in planned:
+            if spec.modality == FUSION:
+                runs.append(self._run_fuser(spec, chosen, params, runs, corpus, corpus_id, seed, resume, command))
+        return RunOutcome(corpus, runs, skipped, self.cache.hits, self.cache.misses)
+
+    def extract(self, corpus: Corpus, recipes: Mapping[str, Recipe]) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
+        """Fill the cache for every (clip, pipeline); return cache keys per pipeline and skipped clips."""
+        # Pipelines without an extractor (ZeroR) read no media.
+        recipes = {name: r for name, r in recipes.items() if r.extractor is not None}
+        ext_keys = {name: extractor_key(f"{type(r.extractor).__module__}.{type(r.extractor).__qualname__}",
+                                        r.extractor) for name, r in recipes.items()}
+        keys: dict[str, dict[str, str]] = {name: {} for name in recipes}
+        jobs: list[_Job] = []
+        skipped: dict[str, str] = {}
+        with self.reporter.task("fingerprinting clips", len(corpus.clips)) as advance:
+            for clip in corpus.clips:
+                pending = []
+                for name, recipe in recipes.items():
+                    modality = recipe.extractor.modality
+                    path = clip.media_path(modality)
+                    if path is None:
+                        skipped[clip.id] = f"has no {modality} media"
+                        break
+                    try:
+                        fp = self.cache.clip_fingerprint(clip, modality)
+                    except OSError as exc:
+                        skipped[clip.id] = f"{path}: cannot be read ({exc.strerror})"
+                        break
+                    key = self.cache.key(fp, ext_keys[name])
+                    keys[name][clip.id] = key
+                    if self.cache.has(key):
+                        self.cache.hits += 1
+                    else:
+                        pending.append((key, modality, recipe.extractor))
+                if pending and clip.id not in skipped:
+                    jobs.append(_Job(clip, tuple(pending)))
+                advance()
+        self.cache.misses += sum(len(j.extractors) for j in jobs)
+        with self.reporter.task("extracting features", len(jobs)) as advance:
+            if self.workers > 1 and len(jobs) > 1:
+                with ProcessPoolExecutor(self.workers) as pool:
+                    results = pool.map(_extract_clip, jobs, [str(self.cache.root)] * len(jobs), chunksize=4)
+                    for clip_id, error in results:
+                        if error:
+                            skipped[clip_id] = error
+                        advance()
+            else:
+                for job in jobs:
+                    clip_id, error = _extract_clip(job, str(self.cache.root))
+                    if error:
+                        skipped[clip_id] = error
+                    advance()
+        return keys, skipped
+
+    def _start(self, spec: PipelineSpec, chosen: str, params: dict[str, Any], corpus: Corpus, corpus_id: int,
+               seed: int, resume: bool, command: str, inputs: dict[str, int] | None = None, weights=None):
+        info = self.registry.start_run(
+            pipeline=spec.name, modality=spec.modality, params=params, config_hash=spec.config_hash(params),
+            profile=chosen, seed=seed, corpus_id=corpus_id, folds=corpus.folds,
+            library_versions=library_versions(), weights=weights, inputs=inputs, command=command, resume=resume)
+        if info.resumed:
+            self.reporter.info(f"resuming {spec.name} run {info.run_id} (version {info.version}); "
+                               f"folds already done: {sorted(info.finished_folds) or 'none'}")
+        return info
+
+    def _cv(self, spec: PipelineSpec, info: Any, corpus: Corpus, clips: Sequence[Clip], y: np.ndarray,
+            fit_predict, describe: str) -> None:
+        """Run the folds not yet recorded; each fold is committed as it finishes."""
+        n_classes = len(corpus.classes)
+        actors = np.array([c.actor for c in clips])
+        todo = [k for k in range(len(corpus.folds)) if k not in info.finished_folds]
+        try:
+            with self.reporter.task(f"{describe}", len(corpus.folds)) as advance:
+                advance(len(corpus.folds) - len(todo))
+                for k in todo:
+                    start = time.perf_counter()
+                    test = np.isin(actors, corpus.folds[k])
+                    train = ~test
+                    model, proba = fit_predict(np.flatnonzero(train), np.flatnonzero(test))
+                    proba = aligned_proba(model, proba, n_classes)
+                    pred = proba.argmax(axis=1)
+                    test_idx = np.flatnonzero(test)
+                    fold_scores = scores(y[test], pred, n_classes)
+                    fold_scores["zeror_accuracy"] = float(
+                        (zeror_predictions(y[train], int(test.sum())) == y[test]).mean()) if test.any() else 0.0
+                    self.registry.record_fold(
+                        info.run_id, k, n_train=int(train.sum()), n_test=int(test.sum()),
+                        seconds=time.perf_counter() - start, scores=fold_scores,
+                        predictions=[(clips[i].id, clips[i].actor, int(y[i]), int(p), [float(v) for v in row])
+                                     for i, p, row in zip(test_idx, pred, proba)],
+                        artifacts={"model": pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)})
+                    advance()
+        except KeyboardInterrupt:
+            self.registry.fail_run(info.run_id, "interrupted by the user", status="interrupted")
+            raise
+        except BaseException as exc:
+            self.registry.fail_run(info.run_id, f"{type(exc).__name__}: {exc}")
+            raise
+
+    def _finish(self, spec: PipelineSpec, info: Any, chosen: str, params: dict[str, Any], corpus: Corpus,
+                started: float) -> PipelineRun:
+        preds = self.registry.predictions(info.run_id)
+        y = np.array([p["label"] for p in preds])
+        pred = np.array([p["pred"] for p in preds])
+        pooled = scores(y, pred, len(corpus.classes))
+        run = self.registry.get_run(info.run_id)
+        fold_rows = sorted(run["folds_done"], key=lambda f: f["fold"])
+        zeror_correct = sum(f["scores"].get("zeror_accuracy", 0.0) * f["n_test"] for f in fold_rows)
+        pooled["zeror_accuracy"] = zeror_correct / max(1, len(y))
+        seconds = time.perf_counter() - started + (run.get("seconds") or 0.0)
+        self.registry.finish_run(info.run_id, scores=pooled, seconds=seconds)
+        return PipelineRun(pipeline=spec.name, modality=spec.modality, run_id=info.run_id, version=info.version,
+                           profile=chosen, params=params, resumed=info.resumed,
+                           folds_done_before=sorted(info.finished_folds),
+                           fold_scores=[f["scores"] for f in fold_rows], pooled=pooled,
+                           zeror=pooled["zeror_accuracy"], seconds=seconds)
+
+    def _run_modality(self, spec, chosen, params, recipe: Recipe, keys: Mapping[str, str] | None, clips, corpus,
+                      corpus_id, seed, resume, command) -> PipelineRun:
+        from sklearn.base import clone
+
+        started = time.perf_counter()
+        weights = getattr(recipe.extractor, "weights_info", None) or getattr(recipe.model, "weights_info", None)
+        info = self._start(spec, chosen, params, corpus, corpus_id, seed, resume, command, weights=weights)
+        class_index = {c: i for i, c in enumerate(corpus.classes)}
+        y = np.array([class_index[c.label] for c in clips])
+
+        def inputs(idx: np.ndarray) -> list[Any]:
+            if keys is None:  # a model without an extractor sees the clips themselves
+                return [clips[i] for i in idx]
+            return [self.cache.load(keys[clips[i].id], mmap=True) for i in idx]
+
+        def fit_predict(train: np.ndarray, test: np.ndarray):
+            model = clone(recipe.model)
+            seed_everything(model, seed)
+            model.fit(inputs(train), y[train])
+            return model, model.predict_proba(inputs(test))
+
+        self._cv(spec, info, corpus, clips, y, fit_predict, f"{spec.name} (run {info.run_id})")
+        return self._finish(spec, info, chosen, params, corpus, started)
+
+    def _run_fuser(self, spec, chosen, params, modal_runs: Sequence[PipelineRun], corpus, corpus_id, seed, resume,
+                   command) -> PipelineRun:
+        from sklearn.base import clone
+
+        started = time.perf_counter()
+        inputs = {r.pipeline: r.run_id for r in modal_runs if r.modality != FUSION}
+        info = self._start(spec, chosen, params, corpus, corpus_id, seed, resume, command, inputs=inputs)
+        by_run = {name: {p["clip_id"]: p for p in self.registry.predictions(run_id)} for name, run_id in inputs.items()}
+        common = sorted(set.intersection(*(set(p) for p in by_run.values())))
+        clip_of = {c.id: c for c in corpus.clips}
+        clips = [clip_of[c] for c in common]
+        y = np.array([by_run[next(iter(by_run))][c]["label"] for c in common])
+        posteriors = {name: np.array([preds[c]["probs"] for c in common]) for name, preds in by_run.items()}
+        template = spec.build(**params)
+
+        def fit_predict(train: np.ndarray, test: np.ndarray):
+            fuser = clone(template)
+            seed_everything(fuser, seed)
+            fuser.fit({m: p[train] for m, p in posteriors.items()}, y[train])
+            return fuser, fuser.predict_proba({m: p[test] for m, p in posteriors.items()})
+
+        self._cv(spec, info, corpus, clips, y, fit_predict, f"{spec.name} (run {info.run_id})")
+        return self._finish(spec, info, chosen, params, corpus, started)

@@ -1,0 +1,155 @@
+"""What plugins register: pipelines (with parameters and profiles), components, corpora.
+
+A pipeline is a named recipe.  Its parameters have defaults; a *profile* (``paper``,
+``quick``, ...) overrides some of them; the user overrides any of them on the command line.
+A profile only changes parameters, never the code path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from .contracts import FACE, FUSION, SPEECH
+from .errors import EmokitError
+
+
+@dataclass(frozen=True)
+class Param:
+    default: Any
+    help: str = ""
+    choices: tuple[Any, ...] | None = None
+
+    def coerce(self, name: str, raw: Any) -> Any:
+        """Turn a command-line string into the default's type."""
+        value = raw
+        if isinstance(raw, str):
+            kind = type(self.default)
+            try:
+                if kind is bool:
+                    if raw.lower() not in {"1", "0", "true", "false", "yes", "no", "on", "off"}:
+                        raise ValueError(raw)
+                    value = raw.lower() in {"1", "true", "yes", "on"}
+                elif kind is int:
+                    value = int(raw)
+                elif kind is float:
+                    value = float(raw)
+                elif kind in (list, tuple):
+                    value = kind(json.loads(raw)) if raw.startswith("[") else kind(
+                        type(self.default[0])(v) if self.default else v for v in raw.split(","))
+                elif self.default is None:
+                    value = _literal(raw)
+            except ValueError as exc:
+                raise EmokitError(f"parameter {name}={raw!r} is not a valid {kind.__name__}",
+                                  f"its default is {self.default!r}") from exc
+        if self.choices is not None and value not in self.choices:
+            raise EmokitError(f"parameter {name}={value!r} is not one of {list(self.choices)}")
+        return value
+
+
+def _literal(raw: str) -> Any:
+    for cast in (int, float):
+        try:
+            return cast(raw)
+        except ValueError:
+            pass
+    return None if raw.lower() in {"none", "null"} else raw
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A modality pipeline built with concrete parameters: cached extractor + fold-fitted model."""
+
+    extractor: Any
+    model: Any
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    """A runnable pipeline: ``build(**params)`` returns a :class:`Recipe` (speech, face)
+    or a fuser (fusion).  ``needs_weights`` names parameters that point at checkpoints."""
+
+    name: str
+    modality: str
+    summary: str
+    build: Callable[..., Any]
+    params: Mapping[str, Param] = field(default_factory=dict)
+    profiles: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    default_profile: str = "quick"
+    version: str = "1"
+
+    def __post_init__(self):
+        if self.modality not in (SPEECH, FACE, FUSION):
+            raise ValueError(f"pipeline {self.name}: modality must be speech, face or fusion")
+        if not self.name.startswith(self.modality.replace("fusion", "fuse") + "."):
+            raise ValueError(f"pipeline {self.name}: name must start with "
+                             f"'{self.modality.replace('fusion', 'fuse')}.'")
+        for profile, values in self.profiles.items():
+            unknown = set(values) - set(self.params)
+            if unknown:
+                raise ValueError(f"pipeline {self.name}: profile {profile} sets undeclared {sorted(unknown)}")
+
+    def resolve(self, profile: str | None, overrides: Mapping[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+        """Defaults, then the profile, then the user's overrides (coerced to the declared types)."""
+        chosen = profile or self.default_profile
+        if chosen not in self.profiles:
+            # A profile this pipeline lacks (e.g. `paper` on a baseline) means its defaults.
+            chosen = self.default_profile if self.default_profile in self.profiles else "default"
+        values = {k: p.default for k, p in self.params.items()}
+        values.update(self.profiles.get(chosen, {}))
+        for key, raw in (overrides or {}).items():
+            if key not in self.params:
+                from .naming import closest
+
+                hint = closest(key, self.params)
+                raise EmokitError(f"pipeline {self.name} has no parameter {key!r}",
+                                  f"did you mean {hint!r}?" if hint else
+                                  f"its parameters: {', '.join(self.params) or 'none'}")
+            values[key] = self.params[key].coerce(f"{self.name}.{key}", raw)
+        return chosen, values
+
+    def config_hash(self, params: Mapping[str, Any]) -> str:
+        blob = json.dumps({"pipeline": self.name, "version": self.version, "params": params},
+                          sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class ComponentSpec:
+    """A building block created by name, timm-style: ``create(kind, name, **params)``."""
+
+    kind: str  # extractor | recognizer | aggregator | fuser | saliency | face_detector | ...
+    name: str
+    factory: Callable[..., Any]
+    summary: str = ""
+
+
+@dataclass(frozen=True)
+class CorpusSpec:
+    """``load(path, **options)`` returns a :class:`~emokit_core.contracts.Corpus`.
+
+    A corpus that needs no path (``needs_path=False``: generated on first use, like
+    ``demo``) is also given ``progress(done, total)`` and ``workers`` keyword arguments.
+    """
+
+    name: str
+    load: Callable[..., Any]
+    summary: str = ""
+    needs_path: bool = True
+
+
+def lazy(target: str) -> Callable[..., Any]:
+    """``"package.module:attr"`` -> a factory that imports it on first call, so that
+    registering a component costs no import of heavy libraries at start-up."""
+    module_name, _, attr = target.partition(":")
+
+    def factory(*args: Any, **kwargs: Any) -> Any:
+        import importlib
+
+        return getattr(importlib.import_module(module_name), attr)(*args, **kwargs)
+
+    factory.__qualname__ = factory.__name__ = attr
+    factory.__doc__ = f"Lazily imported {target}."
+    return factory

@@ -1,0 +1,39 @@
+"""The ``demo`` corpus: generated once into emokit's home folder, then read as RAVDESS."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from emokit_core.cache import default_home
+from emokit_core.contracts import Corpus
+from emokit_core.corpora import paper_folds, read_ravdess
+
+from . import demo_synth
+
+N_FOLDS = 5
+
+
+def demo_root(actors: int, repetitions: int, seed: int) -> Path:
+    return default_home() / "demo" / f"v{demo_synth.GENERATOR_VERSION}-seed{seed}-actors{actors}-reps{repetitions}"
+
+
+def demo_folds(actors: int) -> list[list[str]]:
+    """The paper's folds for a full-size corpus; otherwise actor a in fold (a - 1) % 5, which
+    keeps each fold gender-balanced (odd actors are male, even female)."""
+    ids = [f"{a:02d}" for a in range(1, actors + 1)]
+    if actors == 24:
+        return paper_folds(ids)
+    return [[a for a in ids if (int(a) - 1) % N_FOLDS == k] for k in range(min(N_FOLDS, actors))]
+
+
+def load_demo(path: Path | None = None, *, actors: int = 10, repetitions: int | None = None, seed: int = 0,
+              progress: Callable[[int, int], None] | None = None, workers: int = 1) -> Corpus:
+    if actors < 2:
+        from emokit_core.errors import CorpusError
+
+        raise CorpusError(f"a demo corpus needs at least 2 actors, not {actors}", "use --actors 10 (default) or more")
+    reps = repetitions or demo_synth.default_repetitions(actors)
+    root = Path(path) if path else demo_root(actors, reps, seed)
+    demo_synth.generate(root, actors=actors, repetitions=reps, seed=seed, progress=progress, workers=workers)
+    return read_ravdess(root, name="demo", folds=demo_folds(actors), strict=True)

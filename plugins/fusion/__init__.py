@@ -1,0 +1,60 @@
+"""Late-fusion pipelines (paper 3.4): the modalities' out-of-fold posteriors, concatenated,
+into an SVM (linear, RBF), a logistic regression or a k-NN."""
+
+from __future__ import annotations
+
+from emokit_core.hookspecs import hookimpl
+from emokit_core.specs import ComponentSpec, Param, PipelineSpec, lazy
+
+EMOKIT_PLUGIN_API = 1
+
+
+def build_svm_linear(C: float):
+    from sklearn.svm import SVC
+
+    from .late import LateFusion
+
+    return LateFusion(SVC(kernel="linear", C=C, probability=True, random_state=0))
+
+
+def build_svm_rbf(C: float, gamma: str):
+    from sklearn.svm import SVC
+
+    from .late import LateFusion
+
+    return LateFusion(SVC(kernel="rbf", C=C, gamma=gamma, probability=True, random_state=0))
+
+
+def build_logreg(C: float):
+    from sklearn.linear_model import LogisticRegression
+
+    from .late import LateFusion
+
+    return LateFusion(LogisticRegression(C=C, max_iter=2000))
+
+
+def build_knn(k: int):
+    from sklearn.neighbors import KNeighborsClassifier
+
+    from .late import LateFusion
+
+    return LateFusion(KNeighborsClassifier(n_neighbors=k))
+
+
+@hookimpl
+def register_pipelines(register):
+    both = {"quick": {}, "paper": {}}
+    register(PipelineSpec("fuse.svm_linear", "fusion", "linear SVM on the concatenated posteriors (paper's best)",
+                          build_svm_linear, {"C": Param(0.001, "SVM regularisation (paper: 0.001)")}, both))
+    register(PipelineSpec("fuse.svm_rbf", "fusion", "RBF SVM on the concatenated posteriors", build_svm_rbf,
+                          {"C": Param(1.0, "SVM regularisation"), "gamma": Param("scale", "RBF kernel width")}, both))
+    register(PipelineSpec("fuse.logreg", "fusion", "logistic regression on the concatenated posteriors",
+                          build_logreg, {"C": Param(1.0, "inverse regularisation strength")}, both))
+    register(PipelineSpec("fuse.knn", "fusion", "k-NN (majority of k neighbours) on the concatenated posteriors",
+                          build_knn, {"k": Param(10, "neighbours (paper grid: 10-50)")}, both))
+
+
+@hookimpl
+def register_components(register):
+    register(ComponentSpec("fuser", "late", lazy("emokit_plugins.fusion.late:LateFusion"),
+                           "concatenate per-modality posteriors -> any classifier"))
