@@ -39,16 +39,12 @@ def main() -> None:
     except KeyboardInterrupt:
         print("interrupted; finished folds are in the registry and a rerun resumes from there", file=sys.stderr)
         sys.exit(130)
-    except Exception as exc:  # click's usage errors and anything unexpected
-        import click
-
-        if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.ClickException):
+    except Exception as exc:  # typer's usage errors (click exceptions) and anything unexpected
+        if hasattr(exc, "exit_code") and hasattr(exc, "show"):  # click.ClickException
             exc.show()
             sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
-            sys.exit(1)
+        if type(exc).__name__ in ("Exit", "Abort"):  # click.exceptions.Exit / Abort
+            sys.exit(getattr(exc, "exit_code", 1))
         if os.environ.get("EMOKIT_TRACEBACK"):
             raise
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)

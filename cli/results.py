@@ -38,7 +38,7 @@ def runs_command(
         s = r.get("scores") or {}
         acc = f"{pct(s.get('accuracy'))} ± {100 * s['ci95']:.2f}" if "ci95" in s else pct(s.get("accuracy"))
         table.add_row(str(r["run_id"]), r["model"], str(r["version"]), r.get("corpus") or "-", r.get("profile") or "-",
-                      str(r.get("seed")), r.get("status") or "-", f"{r.get('n_folds_done', '?')}/{r.get('n_folds', '?')}",
+                      str(r.get("seed")), r.get("status") or "-", str(r.get("n_folds", "-")),
                       acc, pct(s.get("macro_f1")), str(r.get("started_at", ""))[:19])
     out.print(table)
 
@@ -60,6 +60,7 @@ def show_command(
     head = Table(show_header=False, title=f"run {run_id}: {run['model']} v{run['version']}", title_justify="left")
     head.add_column(style="bold")
     head.add_column()
+    run = {**run, "corpus": run["corpus"]["name"] if isinstance(run.get("corpus"), dict) else run.get("corpus")}
     for key in ("status", "corpus", "profile", "seed", "config_hash", "started_at", "finished_at", "seconds",
                 "weights", "inputs", "command", "error"):
         if run.get(key) not in (None, "", {}):
@@ -71,11 +72,14 @@ def show_command(
     for column in ("fold", "held-out actors", "train", "test", "accuracy %", "macro-F1 %", "seconds", "artifacts"):
         folds.add_column(column)
     held_out = run.get("folds") or []
-    for f in run.get("folds_done", []):
+    artifacts: dict = {}
+    for a in run.get("artifacts", []):
+        artifacts.setdefault(a["fold"], []).append(a)
+    for f in run.get("fold_results", []):
         s = f.get("scores", {})
         folds.add_row(str(f["fold"]), " ".join(held_out[f["fold"]]) if f["fold"] < len(held_out) else "-",
                       str(f.get("n_train")), str(f.get("n_test")), pct(s.get("accuracy")), pct(s.get("macro_f1")),
-                      f"{f.get('seconds', 0):.1f}", ", ".join(f"{a['name']} {a['sha256'][:12]}" for a in f.get("artifacts", [])))
+                      f"{f.get('seconds', 0):.1f}", ", ".join(f"{a['name']} {a['sha256'][:12]}" for a in artifacts.get(f["fold"], [])))
     pooled = run.get("scores") or {}
     if pooled:
         folds.add_section()

@@ -321,7 +321,7 @@ class Runner:
         pred = np.array([p["pred"] for p in preds])
         pooled = scores(y, pred, len(corpus.classes))
         run = self.registry.get_run(info.run_id)
-        fold_rows = sorted(run["folds_done"], key=lambda f: f["fold"])
+        fold_rows = run["fold_results"]
         zeror_correct = sum(f["scores"].get("zeror_accuracy", 0.0) * f["n_test"] for f in fold_rows)
         pooled["zeror_accuracy"] = zeror_correct / max(1, len(y))
         seconds = time.perf_counter() - started + (run.get("seconds") or 0.0)

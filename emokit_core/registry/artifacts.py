@@ -1,0 +1,112 @@
+"""Content-addressed artifact store: ``<root>/ab/abcdef…`` (full SHA-256 as the file name).
+
+Writes go to a temporary file in the same folder and are renamed into place, so a
+reader never sees a half-written artifact; identical content is stored once. Every
+read re-hashes the bytes and refuses them when they no longer match.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from ..errors import ArtifactCorruptedError, RegistryError
+
+_SHA_RE = re.compile(r"^[0-9a-f]{64}$")
+
+RERUN_HINT = "rerun the run (emokit run …) to retrain it, or restore the file from a backup"
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _check_sha(sha256: str) -> str:
+    if not isinstance(sha256, str) or not _SHA_RE.match(sha256):
+        raise RegistryError(f"not a SHA-256 artifact id: {sha256!r}", "artifact ids are 64 lowercase hex digits")
+    return sha256
+
+
+class ArtifactStore:
+    """Blobs keyed by their SHA-256 under ``root``."""
+
+    def __init__(self, root: str | os.PathLike[str]):
+        self.root = Path(root).expanduser().absolute()
+
+    def __repr__(self) -> str:
+        return f"ArtifactStore({str(self.root)!r})"
+
+    def path(self, sha256: str) -> Path:
+        _check_sha(sha256)
+        return self.root / sha256[:2] / sha256
+
+    def exists(self, sha256: str) -> bool:
+        return self.path(sha256).is_file()
+
+    def put(self, data: bytes) -> str:
+        """Store ``data``; return its SHA-256. Idempotent; repairs a damaged copy."""
+        data = bytes(data) if not isinstance(data, bytes) else data
+        sha = sha256_hex(data)
+        target = self.path(sha)
+        if target.is_file():
+            try:
+                if target.stat().st_size == len(data) and sha256_hex(target.read_bytes()) == sha:
+                    return sha
+            except OSError:
+                pass  # unreadable: rewrite it below
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{sha[:12]}.", suffix=".tmp", dir=target.parent)
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, target)
+            except BaseException:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+                raise
+        except OSError as exc:
+            raise RegistryError(
+                f"cannot write artifact {target}: {exc.strerror or exc}",
+                f"check that {self.root} is writable and the disk is not full",
+            ) from exc
+        return sha
+
+    def get(self, sha256: str, *, context: str | None = None) -> bytes:
+        """Read and verify one artifact. ``context`` (e.g. ``run 3, fold 1, 'model'``) goes into errors."""
+        target = self.path(sha256)
+        where = f" ({context})" if context else ""
+        try:
+            data = target.read_bytes()
+        except FileNotFoundError:
+            raise RegistryError(
+                f"artifact {target} is missing{where}",
+                f"the artifact folder {self.root} must stay beside the registry database; "
+                f"restore it, or {RERUN_HINT}",
+            ) from None
+        except OSError as exc:
+            raise RegistryError(f"cannot read artifact {target}{where}: {exc.strerror or exc}", RERUN_HINT) from exc
+        actual = sha256_hex(data)
+        if actual != sha256:
+            raise ArtifactCorruptedError(
+                f"artifact {target} is corrupted{where}: its SHA-256 is {actual}, expected {sha256}",
+                f"the file was modified or damaged; {RERUN_HINT}",
+            )
+        return data
+
+    def iter_hashes(self):
+        """Every stored hash (for maintenance; not verified)."""
+        if not self.root.is_dir():
+            return
+        for sub in sorted(self.root.iterdir()):
+            if sub.is_dir() and len(sub.name) == 2:
+                for f in sorted(sub.iterdir()):
+                    if _SHA_RE.match(f.name) and f.name.startswith(sub.name):
+                        yield f.name

@@ -1,0 +1,237 @@
+"""The plugin contract: each hookspec documented and exercised, failures isolated."""
+
+import inspect
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import types
+
+import pytest
+
+from emokit_core import hookspecs
+from emokit_core.errors import PluginError, UnknownNameError
+from emokit_core.plugins import PluginHost, module_source
+from emokit_core.specs import ComponentSpec, CorpusSpec, Param, PipelineSpec, Recipe
+
+HOOKS = sorted(name for name, fn in vars(hookspecs).items()
+               if callable(fn) and hasattr(fn, "emokit_spec"))
+
+
+def make_plugin(name, **hooks):
+    module = types.ModuleType(name)
+    for hook_name, fn in hooks.items():
+        setattr(module, hook_name, hookspecs.hookimpl(fn))
+    return module
+
+
+def pipeline(name, modality="speech"):
+    return PipelineSpec(name=name, modality=modality, summary="test", build=lambda: None)
+
+
+def host_of(*modules):
+    return PluginHost([module_source(m, distribution=f"dist-{m.__name__}", version="9.9") for m in modules])
+
+
+def test_every_hookspec_is_documented_with_an_example():
+    assert HOOKS == ["register_commands", "register_components", "register_corpora", "register_pipelines"]
+    for name in HOOKS:
+        doc = inspect.getdoc(getattr(hookspecs, name)) or ""
+        assert len(doc) > 40 and "Example" in doc and "@hookimpl" in doc, f"{name} lacks documentation"
+
+
+def test_every_hookspec_has_a_test():
+    tested = {name.removeprefix("test_hook_") for name in globals() if name.startswith("test_hook_")}
+    assert tested == set(HOOKS), f"hooks without a test: {set(HOOKS) - tested}"
+
+
+def test_hook_register_pipelines():
+    host = host_of(make_plugin("p1", register_pipelines=lambda register: register(pipeline("speech.x"))))
+    assert host.pipeline("speech.x").summary == "test"
+    assert host.owner("pipeline", "speech.x").distribution == "dist-p1"
+    assert host.plugins[0].registered == {"pipeline": ["speech.x"]}
+
+
+def test_hook_register_components():
+    host = host_of(make_plugin("p1", register_components=lambda register: register(
+        ComponentSpec("aggregator", "mean", lambda scale=1: ("mean", scale)))))
+    assert host.component("aggregator", "mean").factory(scale=2) == ("mean", 2)
+    with pytest.raises(UnknownNameError, match="did you mean 'mean'"):
+        host.component("aggregator", "meen")
+
+
+def test_hook_register_corpora():
+    host = host_of(make_plugin("p1", register_corpora=lambda register: register(
+        CorpusSpec("mine", lambda path: f"loaded {path}"))))
+    assert host.corpus("mine").load("x") == "loaded x"
+
+
+def test_hook_register_commands():
+    import typer
+    from typer.testing import CliRunner
+
+    def register_commands(app):
+        @app.command()
+        def hello():
+            print("hello from a plugin")
+
+    app = typer.Typer()
+
+    @app.command()
+    def other():
+        pass
+
+    host = host_of(make_plugin("p1", register_commands=register_commands))
+    host.add_commands(app)
+    result = CliRunner().invoke(app, ["hello"])
+    assert result.exit_code == 0 and "hello from a plugin" in result.output
+
+
+def test_builtin_plugins_load_through_entry_points():
+    host = PluginHost()
+    names = {p.name: p for p in host.plugins}
+    assert {"baselines", "corpora", "fusion"} <= set(names)
+    assert all(names[n].distribution == "emokit" and not names[n].error for n in ("baselines", "corpora", "fusion"))
+    assert {"speech.zeror", "face.zeror", "speech.mfcc_svm", "face.pixels_vote", "fuse.svm_linear", "fuse.svm_rbf",
+            "fuse.logreg", "fuse.knn"} <= set(host.pipelines)
+    assert {"ravdess", "manifest", "demo"} <= set(host.corpora)
+
+
+def test_broken_plugin_is_skipped_others_load():
+    good = make_plugin("good", register_pipelines=lambda register: register(pipeline("speech.good")))
+
+    def explode():
+        raise ImportError("No module named 'tensorflow'")
+
+    from emokit_core.plugins import PluginSource
+
+    broken = PluginSource("broken", "broken_mod", "emokit-broken", "1.0", explode)
+    host = PluginHost([broken, module_source(good)])
+    assert "speech.good" in host.pipelines
+    assert host.plugins[0].error.startswith("ImportError: No module named 'tensorflow'")
+    assert any("emokit-broken" in p and "tensorflow" in p for p in host.problems())
+
+
+def test_a_hook_that_raises_registers_nothing():
+    def register_pipelines(register):
+        register(pipeline("speech.half"))
+        raise RuntimeError("boom")
+
+    host = host_of(make_plugin("bad", register_pipelines=register_pipelines))
+    assert "speech.half" not in host.pipelines
+    assert "register_pipelines failed: RuntimeError: boom" in host.plugins[0].error
+
+
+def test_misspelt_hook_is_caught():
+    module = types.ModuleType("typo")
+    module.register_pipeline = hookspecs.hookimpl(lambda register: None)  # missing "s"
+    host = host_of(module)
+    assert "register_pipeline" in host.plugins[0].error
+
+
+def test_wrong_api_version_is_skipped_with_a_message():
+    module = make_plugin("future", register_pipelines=lambda register: register(pipeline("speech.future")))
+    module.EMOKIT_PLUGIN_API = 2
+    host = host_of(module)
+    assert "speech.future" not in host.pipelines
+    assert "needs plugin API 2" in host.plugins[0].error
+
+
+def test_duplicate_name_is_an_error_naming_both():
+    a = make_plugin("a", register_pipelines=lambda register: register(pipeline("speech.same")))
+    b = make_plugin("b", register_pipelines=lambda register: register(pipeline("speech.same")))
+    other = make_plugin("c", register_pipelines=lambda register: register(pipeline("speech.other")))
+    host = host_of(a, b, other)
+    with pytest.raises(PluginError) as info:
+        host.pipeline("speech.same")
+    assert "dist-a" in str(info.value) and "dist-b" in str(info.value)
+    assert host.pipeline("speech.other")  # the rest is unaffected
+    assert any("speech.same" in p for p in host.problems())
+
+
+def test_wrong_spec_type_is_reported():
+    host = host_of(make_plugin("w", register_pipelines=lambda register: register({"name": "speech.dict"})))
+    assert "expected PipelineSpec" in host.plugins[0].error
+
+
+def test_unknown_pipeline_suggests_closest():
+    with pytest.raises(UnknownNameError) as info:
+        PluginHost().pipeline("speech.mfc_svm")
+    assert info.value.hint == "did you mean 'speech.mfcc_svm'?"
+
+
+def test_params_and_profiles_resolve():
+    spec = PipelineSpec("speech.p", "speech", "t", build=lambda **kw: kw,
+                        params={"C": Param(1.0), "layers": Param(2), "vad": Param("none", choices=("none", "silero"))},
+                        profiles={"quick": {"layers": 1}, "paper": {"C": 0.001}})
+    assert spec.resolve(None) == ("quick", {"C": 1.0, "layers": 1, "vad": "none"})
+    assert spec.resolve("paper", {"layers": "3"}) == ("paper", {"C": 0.001, "layers": 3, "vad": "none"})
+    assert spec.config_hash(spec.resolve("paper")[1]) != spec.config_hash(spec.resolve("quick")[1])
+    with pytest.raises(Exception, match="did you mean 'layers'"):
+        spec.resolve(None, {"layer": 1})
+    with pytest.raises(Exception, match="not one of"):
+        spec.resolve(None, {"vad": "ina2"})
+    with pytest.raises(ValueError, match="undeclared"):
+        PipelineSpec("speech.q", "speech", "t", build=lambda: None, profiles={"quick": {"nope": 1}})
+
+
+THIRD_PARTY = '''
+"""A third-party emokit plugin: MFCC statistics -> logistic regression."""
+from emokit_core.hookspecs import hookimpl
+from emokit_core.specs import Param, PipelineSpec, Recipe
+
+EMOKIT_PLUGIN_API = 1
+
+
+def build(C):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from emokit_core.estimators import VectorClipModel
+    from emokit_core.plugins import create
+
+    return Recipe(extractor=create("extractor", "mfcc_stats", n_mfcc=13),
+                  model=VectorClipModel(make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=500))))
+
+
+@hookimpl
+def register_pipelines(register):
+    register(PipelineSpec("speech.thirdparty_lr", "speech", "MFCC -> logistic regression (third party)", build,
+                          {"C": Param(1.0)}, {"quick": {}, "paper": {}}))
+'''
+
+
+def test_third_party_plugin_installed_from_a_folder(tmp_path, tone_manifest):
+    src = tmp_path / "src"
+    (src / "emokit_thirdparty").mkdir(parents=True)
+    (src / "emokit_thirdparty" / "__init__.py").write_text(THIRD_PARTY)
+    (src / "pyproject.toml").write_text(textwrap.dedent('''
+        [build-system]
+        requires = ["setuptools>=61"]
+        build-backend = "setuptools.build_meta"
+        [project]
+        name = "emokit-thirdparty"
+        version = "0.3.1"
+        [project.entry-points.emokit]
+        thirdparty = "emokit_thirdparty"
+        [tool.setuptools]
+        packages = ["emokit_thirdparty"]
+    '''))
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                    "--target", str(site), str(src)], check=True, capture_output=True)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    emokit = [sys.executable, "-m", "emokit_cli"]
+    listed = json.loads(subprocess.run(emokit + ["plugins", "--json"], env=env, check=True,
+                                       capture_output=True, text=True).stdout)
+    mine = [p for p in listed["plugins"] if p["name"] == "thirdparty"][0]
+    assert (mine["distribution"], mine["version"], mine["error"]) == ("emokit-thirdparty", "0.3.1", None)
+    assert mine["registered"] == {"pipeline": ["speech.thirdparty_lr"]}
+    result = subprocess.run(emokit + ["run", "speech.thirdparty_lr", "--data", str(tone_manifest),
+                                      "--registry", str(tmp_path / "reg.db"), "--json", "--workers", "1"],
+                            env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    run = json.loads(result.stdout)["runs"][0]
+    assert run["pipeline"] == "speech.thirdparty_lr" and len(run["fold_scores"]) == 3
+    assert run["pooled"]["accuracy"] > 0.6  # tones of distinct pitch are easy
