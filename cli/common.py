@@ -10,8 +10,9 @@ from typing import Any, Iterator, Optional
 import typer
 from rich.console import Console
 
-out = Console()  # results: stdout
-err = Console(stderr=True)  # progress, warnings, errors: stderr
+# Results go to stdout, progress and warnings to stderr; piped output is not squeezed to 80 columns.
+out = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 RegistryOption = typer.Option(None, "--registry", envvar="EMOKIT_REGISTRY",
                               help="SQLAlchemy URL or path of the registry [default: ./registry.db]")

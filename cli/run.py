@@ -96,6 +96,8 @@ def register(app: typer.Typer) -> None:
         for name in pipelines:
             host.pipeline(name)  # unknown names fail before any work
         overrides = parse_params(param, pipelines)
+        for name in pipelines:  # bad parameters fail before the corpus is read
+            host.pipeline(name).resolve(profile, overrides.get(name, {}))
         loaded = load_corpus(corpus, data, folds=folds, actors=actors, workers=workers, reporter=reporter)
         for problem in loaded.problems:
             reporter.warn(problem)

@@ -127,3 +127,12 @@ class ZeroR(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X: Sequence[Any]) -> np.ndarray:
         return np.tile(self.prior_, (len(X), 1))
+
+
+def svc_with_proba(**params: Any) -> Any:
+    """An SVC whose posteriors come from Platt scaling fitted on internal cross-validation
+    (what ``SVC(probability=True)`` did before scikit-learn deprecated it)."""
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.svm import SVC
+
+    return CalibratedClassifierCV(SVC(**params), method="sigmoid", cv=5, ensemble=False)

@@ -10,19 +10,19 @@ EMOKIT_PLUGIN_API = 1
 
 
 def build_svm_linear(C: float):
-    from sklearn.svm import SVC
+    from emokit_core.estimators import svc_with_proba
 
     from .late import LateFusion
 
-    return LateFusion(SVC(kernel="linear", C=C, probability=True, random_state=0))
+    return LateFusion(svc_with_proba(kernel="linear", C=C, random_state=0))
 
 
 def build_svm_rbf(C: float, gamma: str):
-    from sklearn.svm import SVC
+    from emokit_core.estimators import svc_with_proba
 
     from .late import LateFusion
 
-    return LateFusion(SVC(kernel="rbf", C=C, gamma=gamma, probability=True, random_state=0))
+    return LateFusion(svc_with_proba(kernel="rbf", C=C, gamma=gamma, random_state=0))
 
 
 def build_logreg(C: float):
