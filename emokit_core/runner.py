@@ -150,6 +150,13 @@ def _extract_clip(job: _Job, cache_root: str) -> tuple[str, str | None]:
     return clip.id, None
 
 
+def _one_blas_thread() -> None:
+    """Worker processes already run in parallel: nested BLAS threads would only contend."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+
+
 class Runner:
     def __init__(self, host: PluginHost, registry: Any, cache: FeatureCache, reporter: Reporter | None = None,
                  workers: int = 1):
@@ -255,7 +262,7 @@ class Runner:
         self.cache.misses += sum(len(j.extractors) for j in jobs)
         with self.reporter.task("extracting features", len(jobs)) as advance:
             if self.workers > 1 and len(jobs) > 1:
-                with ProcessPoolExecutor(self.workers) as pool:
+                with ProcessPoolExecutor(self.workers, initializer=_one_blas_thread) as pool:
                     results = pool.map(_extract_clip, jobs, [str(self.cache.root)] * len(jobs), chunksize=4)
                     for clip_id, error in results:
                         if error:
