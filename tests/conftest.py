@@ -42,3 +42,13 @@ def tone_manifest(tmp_path_factory) -> Path:
     (root / "tones.csv").write_text("\n".join(rows) + "\n")
     (root / "tones.folds.csv").write_text("speaker,fold\nspk0,0\nspk1,0\nspk2,1\nspk3,1\nspk4,2\nspk5,2\n")
     return root / "tones.csv"
+
+
+@pytest.fixture(scope="session")
+def tiny_demo(tmp_path_factory) -> Path:
+    """A tiny demo corpus in RAVDESS layout: 5 actors (one per fold), 3 emotions, 50 mp4 clips."""
+    from emokit_plugins.corpora.demo_synth import generate
+
+    root = tmp_path_factory.mktemp("tiny-demo") / "corpus"
+    generate(root, actors=5, repetitions=1, seed=0, emotions=("neutral", "happy", "angry"), workers=2)
+    return root
