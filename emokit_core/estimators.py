@@ -29,7 +29,7 @@ class VectorClipModel(ClassifierMixin, BaseEstimator):
         return self.estimator_.predict_proba(_stack(X))
 
     def predict(self, X: Sequence[np.ndarray]) -> np.ndarray:
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        return self.estimator_.predict(_stack(X))
 
 
 def _stack(X: Sequence[np.ndarray]) -> np.ndarray:
@@ -75,6 +75,9 @@ class FrameClipModel(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X: Sequence[np.ndarray]) -> np.ndarray:
         return self.aggregator_.predict_proba(self.frame_outputs(X))
+
+    def predict(self, X: Sequence[np.ndarray]) -> np.ndarray:
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
 
 class MaxVoting(BaseEstimator):
@@ -128,11 +131,35 @@ class ZeroR(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X: Sequence[Any]) -> np.ndarray:
         return np.tile(self.prior_, (len(X), 1))
 
+    def predict(self, X: Sequence[Any]) -> np.ndarray:
+        return np.full(len(X), self.classes_[np.argmax(self.prior_)])
 
-def svc_with_proba(**params: Any) -> Any:
-    """An SVC whose posteriors come from Platt scaling fitted on internal cross-validation
-    (what ``SVC(probability=True)`` did before scikit-learn deprecated it)."""
-    from sklearn.calibration import CalibratedClassifierCV
-    from sklearn.svm import SVC
 
-    return CalibratedClassifierCV(SVC(**params), method="sigmoid", cv=5, ensemble=False)
+class SVCWithPosteriors(ClassifierMixin, BaseEstimator):
+    """An SVC with labels from its own decision function (one-vs-one votes, as ``SVC.predict``)
+    and posteriors from Platt scaling fitted on internal 5-fold cross-validation — what
+    ``SVC(probability=True)`` did before scikit-learn 1.9 deprecated it.  As there, the label
+    need not be the argmax of the posteriors."""
+
+    def __init__(self, kernel: str = "rbf", C: float = 1.0, gamma: Any = "scale", random_state: Any = None):
+        self.kernel = kernel
+        self.C = C
+        self.gamma = gamma
+        self.random_state = random_state
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> "SVCWithPosteriors":
+        from sklearn.calibration import CalibratedClassifierCV
+        from sklearn.svm import SVC
+
+        svc = SVC(kernel=self.kernel, C=self.C, gamma=self.gamma, random_state=self.random_state)
+        # ensemble=False: one SVC fit on all the data, its scores calibrated on cross-validation.
+        self.calibrated_ = CalibratedClassifierCV(svc, method="sigmoid", cv=5, ensemble=False).fit(X, y)
+        self.svc_ = self.calibrated_.calibrated_classifiers_[0].estimator
+        self.classes_ = self.calibrated_.classes_
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        return self.calibrated_.predict_proba(X)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self.svc_.predict(X)

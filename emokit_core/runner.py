@@ -106,6 +106,17 @@ def aligned_proba(model: Any, proba: np.ndarray, n_classes: int) -> np.ndarray:
     return out
 
 
+def predict(model: Any, X: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Posteriors and labels, scikit-learn style: the label is the model's own ``predict``
+    where it has one (an SVC votes one-vs-one) and the posteriors' argmax otherwise."""
+    proba = np.asarray(model.predict_proba(X))
+    if hasattr(model, "predict"):
+        return proba, np.asarray(model.predict(X), dtype=int)
+    classes = getattr(model, "classes_", None)
+    best = proba.argmax(axis=1)
+    return proba, (np.asarray(classes)[best] if classes is not None else best).astype(int)
+
+
 # -- feature extraction -----------------------------------------------------------------------
 @dataclass(frozen=True)
 class _Job:
@@ -300,9 +311,8 @@ class Runner:
                     start = time.perf_counter()
                     test = np.isin(actors, corpus.folds[k])
                     train = ~test
-                    model, proba = fit_predict(np.flatnonzero(train), np.flatnonzero(test))
+                    model, proba, pred = fit_predict(np.flatnonzero(train), np.flatnonzero(test))
                     proba = aligned_proba(model, proba, n_classes)
-                    pred = proba.argmax(axis=1)
                     test_idx = np.flatnonzero(test)
                     fold_scores = scores(y[test], pred, n_classes)
                     fold_scores["zeror_accuracy"] = float(
@@ -358,7 +368,7 @@ class Runner:
             model = clone(recipe.model)
             seed_everything(model, seed)
             model.fit(inputs(train), y[train])
-            return model, model.predict_proba(inputs(test))
+            return model, *predict(model, inputs(test))
 
         self._cv(spec, info, corpus, clips, y, fit_predict, f"{spec.name} (run {info.run_id})")
         return self._finish(spec, info, chosen, params, corpus, started)
@@ -382,7 +392,7 @@ class Runner:
             fuser = clone(template)
             seed_everything(fuser, seed)
             fuser.fit({m: p[train] for m, p in posteriors.items()}, y[train])
-            return fuser, fuser.predict_proba({m: p[test] for m, p in posteriors.items()})
+            return fuser, *predict(fuser, {m: p[test] for m, p in posteriors.items()})
 
         self._cv(spec, info, corpus, clips, y, fit_predict, f"{spec.name} (run {info.run_id})")
         return self._finish(spec, info, chosen, params, corpus, started)

@@ -24,11 +24,11 @@ def build_mfcc_svm(n_mfcc: int, C: float, gamma: str) -> Recipe:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from emokit_core.estimators import VectorClipModel, svc_with_proba
+    from emokit_core.estimators import SVCWithPosteriors, VectorClipModel
 
     from .features import MfccStats
 
-    svm = make_pipeline(StandardScaler(), svc_with_proba(C=C, gamma=gamma, random_state=0))
+    svm = make_pipeline(StandardScaler(), SVCWithPosteriors(C=C, gamma=gamma, random_state=0))
     return Recipe(extractor=MfccStats(n_mfcc=n_mfcc), model=VectorClipModel(svm))
 
 

@@ -10,19 +10,19 @@ EMOKIT_PLUGIN_API = 1
 
 
 def build_svm_linear(C: float):
-    from emokit_core.estimators import svc_with_proba
+    from emokit_core.estimators import SVCWithPosteriors
 
     from .late import LateFusion
 
-    return LateFusion(svc_with_proba(kernel="linear", C=C, random_state=0))
+    return LateFusion(SVCWithPosteriors(kernel="linear", C=C, random_state=0))
 
 
 def build_svm_rbf(C: float, gamma: str):
-    from emokit_core.estimators import svc_with_proba
+    from emokit_core.estimators import SVCWithPosteriors
 
     from .late import LateFusion
 
-    return LateFusion(svc_with_proba(kernel="rbf", C=C, gamma=gamma, random_state=0))
+    return LateFusion(SVCWithPosteriors(kernel="rbf", C=C, gamma=gamma, random_state=0))
 
 
 def build_logreg(C: float):

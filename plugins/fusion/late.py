@@ -31,3 +31,6 @@ class LateFusion(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, posteriors: Mapping[str, np.ndarray]) -> np.ndarray:
         return self.estimator_.predict_proba(self._stack(posteriors))
+
+    def predict(self, posteriors: Mapping[str, np.ndarray]) -> np.ndarray:
+        return self.estimator_.predict(self._stack(posteriors))
