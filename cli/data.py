@@ -11,6 +11,7 @@ from typing import Optional
 import typer
 
 from .common import JsonOption, RichReporter, err, out, print_json
+from .run import generation_progress
 
 app = typer.Typer(no_args_is_help=True, help="Corpora: generate the demo corpus, inspect a corpus.")
 
@@ -28,17 +29,9 @@ def demo_command(
     """Generate (once; deterministic from the seed) the synthetic demo corpus in RAVDESS layout."""
     from emokit_plugins.corpora.demo import load_demo
 
-    reporter = RichReporter()
     started = time.perf_counter()
-    with reporter.task("generating the demo corpus", 1) as advance:
-        state = {"done": 0}
-
-        def progress(done: int, total: int) -> None:
-            advance(done - state["done"], total=total)
-            state["done"] = done
-
-        corpus = load_demo(out_dir, actors=actors, repetitions=repetitions, seed=seed, progress=progress,
-                           workers=workers)
+    corpus = load_demo(out_dir, actors=actors, repetitions=repetitions, seed=seed,
+                       progress=generation_progress(RichReporter(), "generating the demo corpus"), workers=workers)
     seconds = time.perf_counter() - started
     summary = {"root": str(corpus.root), "clips": len(corpus.clips), "actors": len({c.actor for c in corpus.clips}),
                "folds": corpus.folds, "seconds": round(seconds, 2)}

@@ -57,14 +57,29 @@ def load_corpus(corpus: Optional[str], data: Optional[Path], *, folds: Optional[
         return spec.load(data, **({"folds": folds} if folds else {}))
     if folds:
         raise EmokitError(f"the {corpus} corpus brings its own folds", "drop --folds")
-    with reporter.task(f"preparing the {corpus} corpus", 1) as advance:
-        state = {"done": 0}
+    return spec.load(data, progress=generation_progress(reporter, f"generating the {corpus} corpus"),
+                     workers=workers, **({"actors": actors} if actors else {}))
 
-        def progress(done: int, total: int) -> None:
-            advance(done - state["done"], total=total)
-            state["done"] = done
 
-        return spec.load(data, progress=progress, workers=workers, **({"actors": actors} if actors else {}))
+def generation_progress(reporter: RichReporter, description: str):
+    """A ``progress(done, total)`` callback that opens its bar on the first call, so nothing is
+    drawn when the corpus already exists."""
+    import atexit
+    from contextlib import ExitStack
+
+    stack = ExitStack()
+    state: dict[str, Any] = {"done": 0, "advance": None}
+
+    def progress(done: int, total: int) -> None:
+        if state["advance"] is None:
+            state["advance"] = stack.enter_context(reporter.task(description, total))
+            atexit.register(stack.close)
+        state["advance"](done - state["done"], total=total)
+        state["done"] = done
+        if done >= total:
+            stack.close()
+
+    return progress
 
 
 def register(app: typer.Typer) -> None:

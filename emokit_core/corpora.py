@@ -183,7 +183,7 @@ def check_folds(folds: Sequence[Sequence[str]], clips: Sequence[Clip], root: Pat
 
 
 def read_manifest(path: Path, *, name: str = "manifest", n_folds: int = 5, seed: int = 0,
-                  folds_path: Path | None = None) -> Corpus:
+                  folds_path: Path | None = None, folds: str = "grouped") -> Corpus:
     """A CSV with columns ``path,label,speaker`` (paths relative to the CSV).
 
     Folds: a stratified group k-fold by speaker, seeded, written beside the CSV as
@@ -192,6 +192,9 @@ def read_manifest(path: Path, *, name: str = "manifest", n_folds: int = 5, seed:
     media file for faces) are honoured.
     """
     path = Path(path).expanduser()
+    if folds != "grouped":
+        raise CorpusError(f"{path}: a manifest's folds are a stratified group k-fold by speaker ({folds!r} asked)",
+                          "drop --folds; to change them, edit the stored NAME.folds.csv beside the manifest")
     if not path.is_file():
         raise CorpusError(f"{path}: no such manifest", "write a CSV with columns path,label,speaker")
     base = path.parent

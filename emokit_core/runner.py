@@ -311,12 +311,15 @@ class Runner:
                     start = time.perf_counter()
                     test = np.isin(actors, corpus.folds[k])
                     train = ~test
+                    if not test.any() or len(set(y[train].tolist())) < 2:
+                        raise EmokitError(f"{spec.name}: fold {k} has no usable held-out clips or fewer than two "
+                                          f"training classes", "see the skipped clips above; check the corpus")
                     model, proba, pred = fit_predict(np.flatnonzero(train), np.flatnonzero(test))
                     proba = aligned_proba(model, proba, n_classes)
                     test_idx = np.flatnonzero(test)
                     fold_scores = scores(y[test], pred, n_classes)
                     fold_scores["zeror_accuracy"] = float(
-                        (zeror_predictions(y[train], int(test.sum())) == y[test]).mean()) if test.any() else 0.0
+                        (zeror_predictions(y[train], int(test.sum())) == y[test]).mean())
                     self.registry.record_fold(
                         info.run_id, k, n_train=int(train.sum()), n_test=int(test.sum()),
                         seconds=time.perf_counter() - start, scores=fold_scores,
