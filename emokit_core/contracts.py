@@ -104,9 +104,9 @@ class Extractor(Protocol):
     Speech extractors implement :meth:`extract_audio`; face extractors implement
     :meth:`open_clip`, which returns a :class:`FrameSink` the core feeds frame by frame so
     that a video is decoded once and never held whole in memory.  ``cache_version`` and
-    ``weights_sha256`` are part of the cache key: bump the first when outputs change.  An
-    extractor or model started from pretrained weights may expose ``weights_info`` (a dict
-    such as ``{"name": ..., "sha256": ...}``); the run's registry row records it.
+    ``weights_sha256`` are part of the cache key: bump the first when outputs change.  Pretrained
+    weights reach a pipeline's ``build`` as :class:`~emokit_core.specs.WeightsRef` (declared
+    with ``Param(..., weights=True)``); the runner records them in the run's registry row.
     """
 
     modality: str

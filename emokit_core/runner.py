@@ -28,7 +28,7 @@ from .contracts import FACE, FUSION, SPEECH, Clip, Corpus, VideoInfo
 from .errors import EmokitError, MediaError
 from .metrics import scores, zeror_predictions
 from .plugins import PluginHost
-from .specs import PipelineSpec, Recipe
+from .specs import PipelineSpec, Recipe, WeightsRef
 
 LIBRARIES = ("numpy", "scikit-learn", "scipy", "torch", "torchaudio", "torchvision", "av", "soundfile",
              "opencv-contrib-python-headless", "SQLAlchemy")
@@ -213,7 +213,9 @@ class Runner:
             overrides: Mapping[str, Mapping[str, Any]] | None = None, seed: int = 0,
             resume: bool = True, command: str = "") -> RunOutcome:
         planned = self.plan(names, corpus, profile, overrides or {})
-        recipes = {spec.name: spec.build(**params) for spec, _, params in planned if spec.modality != FUSION}
+        weights = {spec.name: self.resolve_weights(spec, params) for spec, _, params in planned}
+        recipes = {spec.name: spec.build(**{**params, **weights[spec.name]})
+                   for spec, _, params in planned if spec.modality != FUSION}
         for name, recipe in recipes.items():
             if not isinstance(recipe, Recipe):
                 raise EmokitError(f"pipeline {name} built {type(recipe).__name__}, not a Recipe",
@@ -231,12 +233,28 @@ class Runner:
         for spec, chosen, params in planned:
             if spec.modality == FUSION:
                 continue
-            runs.append(self._run_modality(spec, chosen, params, recipes[spec.name], features.get(spec.name),
-                                           clips, corpus, corpus_id, seed, resume, command))
+            runs.append(self._run_modality(spec, chosen, params, weights[spec.name], recipes[spec.name],
+                                           features.get(spec.name), clips, corpus, corpus_id, seed, resume, command))
         for spec, chosen, params in planned:
             if spec.modality == FUSION:
                 runs.append(self._run_fuser(spec, chosen, params, runs, corpus, corpus_id, seed, resume, command))
         return RunOutcome(corpus, runs, skipped, self.cache.hits, self.cache.misses)
+
+    def resolve_weights(self, spec: PipelineSpec, params: Mapping[str, Any]) -> dict[str, WeightsRef | None]:
+        """Weights parameters -> checked :class:`WeightsRef` (or ``None``: random initialisation)."""
+        resolved: dict[str, WeightsRef | None] = {}
+        for key, param in spec.params.items():
+            if not param.weights:
+                continue
+            ref = params.get(key)
+            if ref in (None, "", "none", "random"):
+                resolved[key] = None
+                self.reporter.warn(f"{spec.name}: no pretrained weights ({key}=none), so training starts from "
+                                   f"random initialisation; pass -p {spec.name}.{key}=NAME|PATH to start from a "
+                                   f"checkpoint")
+            else:
+                resolved[key] = WeightsRef(**{k: v for k, v in self.registry.resolve_weights(str(ref)).items()})
+        return resolved
 
     def extract(self, corpus: Corpus, recipes: Mapping[str, Recipe]) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
         """Fill the cache for every (clip, pipeline); return cache keys per pipeline and skipped clips."""
@@ -288,11 +306,15 @@ class Runner:
         return keys, skipped
 
     def _start(self, spec: PipelineSpec, chosen: str, params: dict[str, Any], corpus: Corpus, corpus_id: int,
-               seed: int, resume: bool, command: str, inputs: dict[str, int] | None = None, weights=None):
+               seed: int, resume: bool, command: str, inputs: dict[str, int] | None = None,
+               weights: Mapping[str, WeightsRef | None] | None = None):
+        # The config hash follows the weights' content, not the name they were given.
+        hashed = {**params, **{k: (w.sha256 if w else None) for k, w in (weights or {}).items()}}
+        recorded = ({k: (w.info() if w else {"init": "random"}) for k, w in weights.items()} if weights else None)
         info = self.registry.start_run(
-            pipeline=spec.name, modality=spec.modality, params=params, config_hash=spec.config_hash(params),
+            pipeline=spec.name, modality=spec.modality, params=params, config_hash=spec.config_hash(hashed),
             profile=chosen, seed=seed, corpus_id=corpus_id, folds=corpus.folds,
-            library_versions=library_versions(), weights=weights, inputs=inputs, command=command, resume=resume)
+            library_versions=library_versions(), weights=recorded, inputs=inputs, command=command, resume=resume)
         if info.resumed:
             self.reporter.info(f"resuming {spec.name} run {info.run_id} (version {info.version}); "
                                f"folds already done: {sorted(info.finished_folds) or 'none'}")
@@ -352,12 +374,11 @@ class Runner:
                            fold_scores=[f["scores"] for f in fold_rows], pooled=pooled,
                            zeror=pooled["zeror_accuracy"], seconds=seconds)
 
-    def _run_modality(self, spec, chosen, params, recipe: Recipe, keys: Mapping[str, str] | None, clips, corpus,
-                      corpus_id, seed, resume, command) -> PipelineRun:
+    def _run_modality(self, spec, chosen, params, weights, recipe: Recipe, keys: Mapping[str, str] | None, clips,
+                      corpus, corpus_id, seed, resume, command) -> PipelineRun:
         from sklearn.base import clone
 
         started = time.perf_counter()
-        weights = getattr(recipe.extractor, "weights_info", None) or getattr(recipe.model, "weights_info", None)
         info = self._start(spec, chosen, params, corpus, corpus_id, seed, resume, command, weights=weights)
         class_index = {c: i for i, c in enumerate(corpus.classes)}
         y = np.array([class_index[c.label] for c in clips])

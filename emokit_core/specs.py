@@ -18,9 +18,14 @@ from .errors import EmokitError
 
 @dataclass(frozen=True)
 class Param:
+    """A pipeline parameter.  ``weights=True`` marks one naming pretrained weights: a name
+    registered with ``emokit weights add`` or a file path, resolved and checksummed by the
+    runner, which hands ``build`` a :class:`WeightsRef` (``None``: random initialisation)."""
+
     default: Any
     help: str = ""
     choices: tuple[Any, ...] | None = None
+    weights: bool = False
 
     def coerce(self, name: str, raw: Any) -> Any:
         """Turn a command-line string into the default's type."""
@@ -56,6 +61,18 @@ def _literal(raw: str) -> Any:
         except ValueError:
             pass
     return None if raw.lower() in {"none", "null"} else raw
+
+
+@dataclass(frozen=True)
+class WeightsRef:
+    """A resolved checkpoint: where it is and the SHA-256 it was checked against."""
+
+    path: str
+    sha256: str
+    name: str | None = None
+
+    def info(self) -> dict[str, Any]:
+        return {"name": self.name, "path": self.path, "sha256": self.sha256}
 
 
 @dataclass(frozen=True)

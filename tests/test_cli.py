@@ -93,3 +93,15 @@ def test_pipelines_lists_params_and_profiles():
     by_name = {r["name"]: r for r in rows}
     assert by_name["fuse.svm_linear"]["params"]["C"]["default"] == 0.001
     assert set(by_name["speech.mfcc_svm"]["profiles"]) == {"quick", "paper"}
+
+
+def test_weights_add_list_and_a_missing_name(tmp_path, tone_manifest):
+    db = str(tmp_path / "r.db")
+    ckpt = tmp_path / "model.pth"
+    ckpt.write_bytes(b"\x00" * 1024)
+    added = json.loads(emokit("weights", "add", "mine", str(ckpt), "--kind", "test", "--registry", db, "--json").stdout)
+    assert added["name"] == "mine" and len(added["sha256"]) == 64
+    listed = json.loads(emokit("weights", "list", "--registry", db, "--json").stdout)
+    assert [w["name"] for w in listed] == ["mine"]
+    missing = emokit("weights", "add", "x", str(tmp_path / "nope.pth"), "--registry", db)
+    assert missing.returncode == 1 and "nope.pth: no such checkpoint file" in missing.stderr

@@ -19,6 +19,9 @@ FOLDS = [["01", "02"], ["03", "04"]]
 CLASSES = ["neutral", "happy", "sad"]
 
 
+HEAD = "0002"
+
+
 def _reg(tmp_path: Path) -> Registry:
     return Registry(f"sqlite:///{tmp_path / 'registry.db'}")
 
@@ -85,7 +88,7 @@ def test_fresh_schema_is_created(tmp_path):
         "corpora", "models", "model_versions", "runs", "run_inputs", "fold_results", "scores",
         "predictions", "artifacts", "run_artifacts", "alembic_version", "leaderboard", "finished_runs",
     } <= names
-    assert con.execute("select version_num from alembic_version").fetchall() == [("0001",)]
+    assert con.execute("select version_num from alembic_version").fetchall() == [(HEAD,)]
     assert con.execute("pragma journal_mode").fetchone()[0] == "wal"
     con.close()
     assert reg.artifacts.root == tmp_path / "registry.artifacts"
@@ -102,7 +105,7 @@ def test_reopen_is_idempotent(tmp_path):
         assert _corpus(reg) == cid  # upsert finds the same corpus
         reg.close()
     con = sqlite3.connect(tmp_path / "registry.db")
-    assert con.execute("select version_num from alembic_version").fetchall() == [("0001",)]
+    assert con.execute("select version_num from alembic_version").fetchall() == [(HEAD,)]
     assert con.execute("select count(*) from corpora").fetchone()[0] == 1
 
 
@@ -543,3 +546,44 @@ def test_postgresql(pg_url, tmp_path):
     with engine.connect() as conn:
         assert conn.exec_driver_sql("select version_num from alembic_version").scalar() == "ffff9999"
     engine.dispose()
+
+
+def test_upgrade_from_an_older_schema_keeps_its_data(tmp_path):
+    from alembic import command
+    from sqlalchemy import create_engine
+
+    from emokit_core.registry.store import _alembic_config
+
+    db = tmp_path / "old.db"
+    engine = create_engine(f"sqlite:///{db}")
+    with engine.begin() as conn:
+        command.upgrade(_alembic_config(conn), "0001")
+        conn.exec_driver_sql("insert into corpora (name, fingerprint, classes, n_clips, root, created_at) "
+                             "values ('demo', 'fp', '[\"a\"]', 1, '/x', '2026-01-01 00:00:00')")
+    engine.dispose()
+    reg = Registry(db)
+    with sqlite3.connect(db) as con:
+        assert con.execute("select version_num from alembic_version").fetchall() == [(HEAD,)]
+        assert con.execute("select name from corpora").fetchall() == [("demo",)]
+    assert reg.list_weights() == []
+
+
+def test_weights_registered_resolved_and_checked(tmp_path):
+    reg = _reg(tmp_path)
+    ckpt = tmp_path / "Cnn14_16k.pth"
+    ckpt.write_bytes(b"weights v1")
+    added = reg.add_weights("cnn14", ckpt, kind="panns-cnn14")
+    assert added["sha256"] == hashlib.sha256(b"weights v1").hexdigest()
+    assert reg.resolve_weights("cnn14") == {"name": "cnn14", "path": str(ckpt.resolve()), "sha256": added["sha256"]}
+    assert reg.resolve_weights(str(ckpt))["name"] is None  # a plain path works too
+    with pytest.raises(RegistryError, match="already registered"):
+        reg.add_weights("cnn14", ckpt)
+    with pytest.raises(RegistryError) as info:
+        reg.resolve_weights("cnn41")
+    assert "no weights named 'cnn41'" in info.value.message
+    ckpt.write_bytes(b"weights v2")
+    with pytest.raises(RegistryError, match="changed since it was registered"):
+        reg.resolve_weights("cnn14")
+    reg.add_weights("cnn14", ckpt, replace=True)
+    assert reg.resolve_weights("cnn14")["sha256"] == hashlib.sha256(b"weights v2").hexdigest()
+    assert [w["name"] for w in reg.list_weights()] == ["cnn14"]

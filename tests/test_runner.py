@@ -134,3 +134,40 @@ def test_resume_after_a_killed_run(tmp_path, tone_manifest):
     with sqlite3.connect(db) as con:
         assert con.execute("select status, count(*) from runs").fetchone() == ("finished", 1)
         assert con.execute("select count(*) from predictions").fetchone()[0] == 54
+
+
+def test_weights_params_are_resolved_checked_and_recorded(tmp_path, tone_manifest):
+    import types
+
+    from emokit_core.estimators import ZeroR
+    from emokit_core.hookspecs import hookimpl
+    from emokit_core.plugins import module_source
+    from emokit_core.specs import Param, PipelineSpec, Recipe
+
+    seen = []
+
+    def build(weights):
+        seen.append(weights)
+        return Recipe(None, ZeroR())
+
+    plugin = types.ModuleType("weights_plugin")
+    plugin.register_pipelines = hookimpl(lambda register: register(PipelineSpec(
+        "speech.pretrained", "speech", "t", build, {"weights": Param(None, weights=True)}, {"quick": {}})))
+    host = PluginHost([module_source(plugin)])
+    reg = Registry(tmp_path / "r.db")
+    runner = Runner(host, reg, FeatureCache(tmp_path / "cache"))
+    corpus = read_manifest(tone_manifest)
+
+    outcome = runner.run(["speech.pretrained"], corpus)
+    assert seen[-1] is None
+    assert reg.get_run(outcome.runs[0].run_id)["weights"] == {"weights": {"init": "random"}}
+
+    ckpt = tmp_path / "w.pth"
+    ckpt.write_bytes(b"pretend checkpoint")
+    reg.add_weights("w1", ckpt)
+    outcome = runner.run(["speech.pretrained"], corpus, overrides={"speech.pretrained": {"weights": "w1"}})
+    assert seen[-1].path == str(ckpt.resolve()) and seen[-1].name == "w1"
+    recorded = reg.get_run(outcome.runs[0].run_id)["weights"]["weights"]
+    assert recorded["name"] == "w1" and len(recorded["sha256"]) == 64
+    with pytest.raises(EmokitError, match="no weights named 'w2'"):
+        runner.run(["speech.pretrained"], corpus, overrides={"speech.pretrained": {"weights": "w2"}})

@@ -211,3 +211,18 @@ class RunArtifact(Base):
 # Views created by the migrations (kept here as text for reference and for tests).
 FINISHED_RUNS_VIEW = "finished_runs"
 LEADERBOARD_VIEW = "leaderboard"
+
+
+class Weights(Base):
+    """A local pretrained checkpoint registered by name (``emokit weights add``)."""
+
+    __tablename__ = "weights"
+    __table_args__ = (UniqueConstraint("name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    path: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[Optional[str]] = mapped_column(String(100), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -55,6 +55,7 @@ from .schema import (
     RunArtifact,
     RunInput,
     Score,
+    Weights,
     utcnow,
 )
 
@@ -1010,3 +1011,62 @@ class Registry:
                 f"rerun it with: emokit run {model} (it resumes), or pick a finished version",
             )
         return self.get_run(row.id)
+
+    # -- pretrained weights ---------------------------------------------------------------------
+    def add_weights(self, name: str, path: str | os.PathLike[str], *, kind: str | None = None,
+                    replace: bool = False) -> dict[str, Any]:
+        """Register a local checkpoint under ``name`` with its SHA-256 (the file stays where it is)."""
+        from ..cache import file_sha256
+
+        file = Path(path).expanduser().resolve()
+        if not file.is_file():
+            raise RegistryError(f"{file}: no such checkpoint file", "give the path of a local .pth/.pt file")
+        row = {"name": name, "path": str(file), "sha256": file_sha256(file), "size": file.stat().st_size,
+               "kind": kind, "created_at": utcnow()}
+
+        def work(conn: Connection) -> None:
+            old = conn.execute(select(Weights.id, Weights.path).where(Weights.name == name)).first()
+            if old is not None and not replace:
+                raise RegistryError(f"weights {name!r} are already registered ({old.path})",
+                                    "choose another name, or pass --replace")
+            if old is not None:
+                conn.execute(update(Weights).where(Weights.id == old.id).values(**row))
+            else:
+                conn.execute(insert(Weights).values(**row))
+
+        self._write_retrying(work)
+        return {k: v for k, v in row.items() if k != "created_at"}
+
+    def list_weights(self) -> list[dict[str, Any]]:
+        with self._tx() as conn:
+            rows = conn.execute(select(Weights.name, Weights.path, Weights.sha256, Weights.size, Weights.kind,
+                                       Weights.created_at).order_by(Weights.name)).mappings().all()
+        return [{**dict(r), "created_at": _utc(r["created_at"])} for r in rows]
+
+    def resolve_weights(self, ref: str) -> dict[str, Any]:
+        """``NAME`` (registered) or ``PATH`` -> ``{"name", "path", "sha256"}``, the file's
+        SHA-256 checked against the registered one."""
+        from ..cache import file_sha256
+        from ..naming import closest
+
+        with self._tx() as conn:
+            row = conn.execute(select(Weights.name, Weights.path, Weights.sha256).where(Weights.name == ref)).first()
+            names = [] if row else [n for n, in conn.execute(select(Weights.name))]
+        if row is None:
+            file = Path(ref).expanduser()
+            if file.is_file():
+                return {"name": None, "path": str(file.resolve()), "sha256": file_sha256(file)}
+            suggestion = closest(ref, names)
+            raise RegistryError(f"no weights named {ref!r} in {self.label}, and no such file",
+                                f"did you mean {suggestion!r}?" if suggestion else
+                                f"register a checkpoint first: emokit weights add {ref} PATH")
+        file = Path(row.path)
+        if not file.is_file():
+            raise RegistryError(f"weights {ref!r}: {file} is missing",
+                                f"restore the file or register it again: emokit weights add {ref} PATH --replace")
+        sha = file_sha256(file)
+        if sha != row.sha256:
+            raise RegistryError(f"weights {ref!r}: {file} changed since it was registered "
+                                f"(SHA-256 {sha[:12]}…, registered {row.sha256[:12]}…)",
+                                f"if the new file is intended: emokit weights add {ref} {file} --replace")
+        return {"name": row.name, "path": str(file), "sha256": row.sha256}
