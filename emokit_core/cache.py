@@ -35,7 +35,10 @@ def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
 
 
 def extractor_key(name: str, extractor: Any) -> dict[str, Any]:
+    """What identifies an extractor's output: its name, parameters (less those listed in its
+    ``cache_ignores``, such as the device), ``cache_version`` and weights checksum."""
     params = extractor.get_params(deep=False) if hasattr(extractor, "get_params") else {}
+    params = {k: v for k, v in params.items() if k not in getattr(extractor, "cache_ignores", ())}
     return {"extractor": name, "params": _jsonable(params),
             "version": str(getattr(extractor, "cache_version", "1")),
             "weights": getattr(extractor, "weights_sha256", None)}
@@ -50,6 +53,8 @@ def _jsonable(value: Any) -> Any:
         return value
     if isinstance(value, Path):
         return str(value)
+    if hasattr(value, "sha256"):  # a checkpoint (WeightsRef) counts by content, wherever it lies
+        return {"sha256": value.sha256}
     if hasattr(value, "get_params"):
         return {"class": type(value).__qualname__, "params": _jsonable(value.get_params(deep=False))}
     return repr(value)

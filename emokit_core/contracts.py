@@ -84,7 +84,8 @@ class Corpus:
                 if path is None:
                     continue
                 rel = path.relative_to(self.root) if path.is_relative_to(self.root) else path
-                h.update(f"{clip.id}\x1f{rel}\x1f{path.stat().st_size}\x1f{clip.label}\x1e".encode())
+                size = path.stat().st_size if path.exists() else -1  # a vanished file changes the fingerprint
+                h.update(f"{clip.id}\x1f{rel}\x1f{size}\x1f{clip.label}\x1e".encode())
         return h.hexdigest()
 
 

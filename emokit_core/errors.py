@@ -48,3 +48,7 @@ class ArtifactCorruptedError(RegistryError):
 
 class SchemaTooNewError(RegistryError):
     """A registry written by a newer emokit than this one."""
+
+
+class WeightsError(EmokitError):
+    """A checkpoint that cannot be read, or that does not fit the architecture."""

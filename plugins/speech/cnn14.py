@@ -1,0 +1,500 @@
+"""PANNs CNN14 (Kong et al., 2020), written so that the official AudioSet checkpoints load.
+
+The module reproduces the *inference* path of ``Cnn14`` from the PANNs code
+(``audioset_tagging_cnn/pytorch/models.py``) with the same parameter and buffer names and
+shapes, so ``Cnn14_16k_mAP=0.438.pth`` (a dict whose ``"model"`` entry is the state dict)
+loads with ``strict=True``:
+
+* ``spectrogram_extractor.stft.conv_real.weight`` / ``conv_imag.weight`` — the STFT as a
+  ``Conv1d`` whose kernels are the DFT basis times a periodic Hann window
+  (``[n_fft // 2 + 1, 1, n_fft]``), applied after centre padding in ``reflect`` mode;
+  its output is the power spectrogram ``real² + imag²``;
+* ``logmel_extractor.melW`` — a Slaney-style mel filterbank (``[n_fft // 2 + 1, mel_bins]``,
+  the transpose of ``librosa.filters.mel(..., htk=False, norm="slaney")``), followed by
+  ``10·log10(max(x, 1e-10))`` (``ref=1``, no ``top_db`` clipping);
+* ``bn0`` over the mel bins, six ``conv_block``s of two 3x3 conv + BN + ReLU with 2x2
+  average pooling (1x1 after the last), ``fc1`` and ``fc_audioset``.
+
+SpecAugment and mixup of the upstream training code have no parameters and are left out.
+The forward pass returns ``{"clipwise_output", "embedding"}`` as upstream does; the
+embedding (``relu(fc1)``, 2048-d at ``width=1``) is the paper's feature vector.
+
+Short inputs: five 2x2 poolings need at least 32 spectrogram frames, i.e.
+``hop_size * 31`` samples (4960 samples = 0.31 s at 16 kHz with the defaults), and reflect
+padding needs more than ``window_size // 2`` samples. Shorter clips are padded up to
+:attr:`Cnn14.min_samples` by repeating the signal (``pad_mode="repeat"``, the default) or
+with zeros (``pad_mode="zeros"``); an empty clip becomes silence.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+import pickle
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from emokit_core.errors import WeightsError
+
+__all__ = [
+    "Cnn14",
+    "WeightsError",
+    "load_panns_checkpoint",
+    "save_panns_checkpoint",
+    "replace_head",
+    "freeze_lower_blocks",
+    "slaney_mel_filterbank",
+    "stft_kernels",
+    "BASE_CHANNELS",
+    "PANNS_16K",
+]
+
+#: Output channels of conv_block1..6 at ``width=1`` (the upstream CNN14).
+BASE_CHANNELS = (64, 128, 256, 512, 1024, 2048)
+
+#: Constructor arguments of the 16 kHz PANNs checkpoint ``Cnn14_16k_mAP=0.438.pth``.
+PANNS_16K = dict(sample_rate=16000, window_size=512, hop_size=160, mel_bins=64, fmin=50, fmax=8000,
+                 classes_num=527)
+
+_CHECKPOINT_HINT = ("expected a PANNs Cnn14 checkpoint for 16 kHz audio (window 512, hop 160, 64 mel bins, "
+                    "50-8000 Hz, 527 AudioSet classes), e.g. Cnn14_16k_mAP=0.438.pth from "
+                    "https://zenodo.org/record/3987831")
+
+
+# --------------------------------------------------------------------------------------
+# Front-end: STFT kernels and the Slaney mel filterbank, computed with numpy
+# --------------------------------------------------------------------------------------
+
+def _hz_to_mel_slaney(hz: np.ndarray) -> np.ndarray:
+    """Slaney's mel scale: linear (200/3 Hz per mel) below 1 kHz, logarithmic above."""
+    hz = np.asarray(hz, dtype=np.float64)
+    f_sp = 200.0 / 3.0
+    min_log_hz = 1000.0
+    min_log_mel = min_log_hz / f_sp
+    logstep = np.log(6.4) / 27.0
+    linear = hz / f_sp
+    logpart = min_log_mel + np.log(np.maximum(hz, min_log_hz) / min_log_hz) / logstep
+    return np.where(hz >= min_log_hz, logpart, linear)
+
+
+def _mel_to_hz_slaney(mel: np.ndarray) -> np.ndarray:
+    mel = np.asarray(mel, dtype=np.float64)
+    f_sp = 200.0 / 3.0
+    min_log_hz = 1000.0
+    min_log_mel = min_log_hz / f_sp
+    logstep = np.log(6.4) / 27.0
+    linear = mel * f_sp
+    logpart = min_log_hz * np.exp(logstep * (np.maximum(mel, min_log_mel) - min_log_mel))
+    return np.where(mel >= min_log_mel, logpart, linear)
+
+
+def slaney_mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None
+                          ) -> np.ndarray:
+    """Triangular mel filters on Slaney's scale with area ("slaney") normalisation.
+
+    Returns ``[n_mels, n_fft // 2 + 1]`` float32, the same matrix as
+    ``librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)``
+    (``htk=False, norm="slaney"``): filter ``i`` rises from edge ``i`` to ``i + 1`` and falls to
+    ``i + 2`` of ``n_mels + 2`` edges equally spaced in mel, and is scaled by
+    ``2 / (edge[i + 2] - edge[i])`` in Hz so every filter has the same area.
+    """
+    if fmax is None:
+        fmax = sample_rate / 2.0
+    bins_hz = np.fft.rfftfreq(n_fft, d=1.0 / sample_rate)
+    edges_hz = _mel_to_hz_slaney(np.linspace(_hz_to_mel_slaney(fmin), _hz_to_mel_slaney(fmax), n_mels + 2))
+    widths = np.diff(edges_hz)                                   # [n_mels + 1]
+    offsets = edges_hz[:, None] - bins_hz[None, :]               # [n_mels + 2, n_bins]
+    rising = -offsets[:-2] / widths[:-1, None]
+    falling = offsets[2:] / widths[1:, None]
+    weights = np.maximum(0.0, np.minimum(rising, falling))
+    weights *= (2.0 / (edges_hz[2:] - edges_hz[:-2]))[:, None]
+    return weights.astype(np.float32)
+
+
+def stft_kernels(n_fft: int) -> tuple[np.ndarray, np.ndarray]:
+    """Real and imaginary DFT kernels times a periodic Hann window, ``[n_fft // 2 + 1, 1, n_fft]``.
+
+    Convolving a signal with them (stride = hop) gives ``Re`` and ``Im`` of
+    ``sum_n x[n] w[n] exp(-2πi k n / n_fft)`` for ``k = 0 .. n_fft // 2``.
+    """
+    n = np.arange(n_fft)
+    k = np.arange(n_fft // 2 + 1)
+    window = 0.5 - 0.5 * np.cos(2.0 * np.pi * n / n_fft)        # periodic ("fftbins") Hann
+    phase = 2.0 * np.pi * np.mod(np.outer(k, n), n_fft) / n_fft  # reduced mod n_fft for accuracy
+    real = (np.cos(phase) * window)[:, None, :]
+    imag = (-np.sin(phase) * window)[:, None, :]
+    return real.astype(np.float32), imag.astype(np.float32)
+
+
+class _STFT(nn.Module):
+    """STFT as two strided ``Conv1d`` (names as torchlibrosa's ``STFT``: ``conv_real``, ``conv_imag``)."""
+
+    def __init__(self, n_fft: int, hop_length: int):
+        super().__init__()
+        self.n_fft = n_fft
+        self.hop_length = hop_length
+        n_bins = n_fft // 2 + 1
+        self.conv_real = nn.Conv1d(1, n_bins, kernel_size=n_fft, stride=hop_length, bias=False)
+        self.conv_imag = nn.Conv1d(1, n_bins, kernel_size=n_fft, stride=hop_length, bias=False)
+        real, imag = stft_kernels(n_fft)
+        with torch.no_grad():
+            self.conv_real.weight.copy_(torch.from_numpy(real))
+            self.conv_imag.weight.copy_(torch.from_numpy(imag))
+        for p in self.parameters():
+            p.requires_grad_(False)
+
+    def forward(self, waveform: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``[batch, samples]`` → ``(real, imag)``, each ``[batch, 1, frames, n_fft // 2 + 1]``."""
+        x = waveform[:, None, :]
+        x = F.pad(x, (self.n_fft // 2, self.n_fft // 2), mode="reflect")
+        real = self.conv_real(x).transpose(1, 2)[:, None]
+        imag = self.conv_imag(x).transpose(1, 2)[:, None]
+        return real, imag
+
+
+class _Spectrogram(nn.Module):
+    """Power spectrogram; holds the STFT as ``stft`` so the key is ``spectrogram_extractor.stft.*``."""
+
+    def __init__(self, n_fft: int, hop_length: int):
+        super().__init__()
+        self.stft = _STFT(n_fft, hop_length)
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        real, imag = self.stft(waveform)
+        return real * real + imag * imag
+
+
+class _LogmelFilterBank(nn.Module):
+    """Power spectrogram → mel (``@ melW``) → dB with ``ref=1``, ``amin=1e-10``, no ``top_db``."""
+
+    amin = 1e-10
+
+    def __init__(self, sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None):
+        super().__init__()
+        mel = slaney_mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax)
+        self.melW = nn.Parameter(torch.from_numpy(np.ascontiguousarray(mel.T)), requires_grad=False)
+
+    def forward(self, power: torch.Tensor) -> torch.Tensor:
+        mel = torch.matmul(power, self.melW)
+        return 10.0 * torch.log10(torch.clamp(mel, min=self.amin))  # - 10 log10(max(amin, ref=1)) = 0
+
+
+# --------------------------------------------------------------------------------------
+# The network
+# --------------------------------------------------------------------------------------
+
+def _init_conv_or_linear(layer: nn.Module) -> None:
+    nn.init.xavier_uniform_(layer.weight)
+    if getattr(layer, "bias", None) is not None:
+        nn.init.zeros_(layer.bias)
+
+
+def _init_bn(bn: nn.BatchNorm2d) -> None:
+    nn.init.ones_(bn.weight)
+    nn.init.zeros_(bn.bias)
+
+
+class _ConvBlock(nn.Module):
+    """Two 3x3 convolutions (no bias) with batch norm and ReLU, then average pooling."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, kernel_size=3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        for conv in (self.conv1, self.conv2):
+            _init_conv_or_linear(conv)
+        for bn in (self.bn1, self.bn2):
+            _init_bn(bn)
+
+    def forward(self, x: torch.Tensor, pool: int) -> torch.Tensor:
+        x = F.relu_(self.bn1(self.conv1(x)))
+        x = F.relu_(self.bn2(self.conv2(x)))
+        return F.avg_pool2d(x, kernel_size=pool) if pool > 1 else x
+
+
+class Cnn14(nn.Module):
+    """PANNs CNN14 (inference path), state-dict compatible with the official checkpoints.
+
+    ``width`` scales the channel counts of the six conv blocks (64 … 2048 at ``width=1``,
+    which is exactly the upstream network); the embedding has ``channels[-1]`` dimensions.
+    Input ``[batch, samples]`` (or ``[samples]``) of float audio at ``sample_rate``.
+    """
+
+    n_pools = 5  # 2x2 average poolings after conv_block1..5
+
+    def __init__(self, sample_rate: int = 16000, window_size: int = 512, hop_size: int = 160,
+                 mel_bins: int = 64, fmin: float = 50, fmax: float | None = 8000, classes_num: int = 527,
+                 width: float = 1.0, pad_mode: str = "repeat"):
+        super().__init__()
+        if mel_bins < 2 ** self.n_pools:
+            raise ValueError(f"mel_bins must be at least {2 ** self.n_pools} for five 2x2 poolings, got {mel_bins}")
+        if pad_mode not in ("repeat", "zeros"):
+            raise ValueError(f"pad_mode must be 'repeat' or 'zeros', got {pad_mode!r}")
+        if width <= 0:
+            raise ValueError(f"width must be positive, got {width}")
+        self.config = dict(sample_rate=sample_rate, window_size=window_size, hop_size=hop_size,
+                           mel_bins=mel_bins, fmin=fmin, fmax=fmax, classes_num=classes_num, width=width)
+        self.pad_mode = pad_mode
+        self.channels = tuple(max(1, int(round(c * width))) for c in BASE_CHANNELS)
+        #: Shortest input (samples) that survives the STFT reflect padding and five 2x2 poolings;
+        #: shorter inputs are padded up to it.
+        self.min_samples = max(hop_size * (2 ** self.n_pools - 1), window_size // 2 + 1)
+
+        # Registration order follows upstream, so state_dict() lists keys in the same order.
+        self.spectrogram_extractor = _Spectrogram(window_size, hop_size)
+        self.logmel_extractor = _LogmelFilterBank(sample_rate, window_size, mel_bins, fmin, fmax)
+        self.bn0 = nn.BatchNorm2d(mel_bins)
+        in_channels = 1
+        for i, out_channels in enumerate(self.channels, start=1):
+            setattr(self, f"conv_block{i}", _ConvBlock(in_channels, out_channels))
+            in_channels = out_channels
+        self.fc1 = nn.Linear(in_channels, in_channels, bias=True)
+        self.fc_audioset: nn.Linear | None = nn.Linear(in_channels, classes_num, bias=True)
+        self.fc_transfer: nn.Linear | None = None  # set by replace_head()
+        _init_bn(self.bn0)
+        _init_conv_or_linear(self.fc1)
+        _init_conv_or_linear(self.fc_audioset)
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.channels[-1]
+
+    def _pad_short(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.shape[-1]
+        if n >= self.min_samples:
+            return x
+        if n == 0 or self.pad_mode == "zeros":
+            return F.pad(x, (0, self.min_samples - n))
+        return x.repeat(1, math.ceil(self.min_samples / n))[:, : self.min_samples]
+
+    def logmel(self, waveform: torch.Tensor) -> torch.Tensor:
+        """``[batch, samples]`` → log-mel ``[batch, 1, frames, mel_bins]`` (after short-input padding)."""
+        if waveform.dim() == 1:
+            waveform = waveform[None]
+        x = self._pad_short(waveform)
+        return self.logmel_extractor(self.spectrogram_extractor(x))
+
+    def forward(self, waveform: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``[batch, samples]`` → ``{"clipwise_output": [batch, classes], "embedding": [batch, dim]}``.
+
+        With the AudioSet head ``clipwise_output`` is the sigmoid of ``fc_audioset``; after
+        :func:`replace_head` it is the log-softmax of ``fc_transfer`` (as upstream's fine-tuning
+        template), also given as ``"log_probs"``.
+        """
+        x = self.logmel(waveform)
+        x = self.bn0(x.transpose(1, 3)).transpose(1, 3)
+        if self.conv_block2.conv1.weight.is_contiguous(memory_format=torch.channels_last):
+            x = x.contiguous(memory_format=torch.channels_last)
+        for i in range(1, 7):
+            x = getattr(self, f"conv_block{i}")(x, pool=2 if i < 6 else 1)
+            x = F.dropout(x, p=0.2, training=self.training)
+        x = torch.mean(x, dim=3)                      # over frequency
+        x = torch.amax(x, dim=2) + torch.mean(x, dim=2)  # over time: max + mean
+        x = F.dropout(x, p=0.5, training=self.training)
+        x = F.relu_(self.fc1(x))
+        embedding = F.dropout(x, p=0.5, training=self.training)
+        if self.fc_transfer is not None:
+            # Upstream Transfer_Cnn14: the new head sees the (dropped-out) embedding.
+            log_probs = torch.log_softmax(self.fc_transfer(embedding), dim=-1)
+            return {"clipwise_output": log_probs, "log_probs": log_probs, "embedding": embedding}
+        # Upstream feeds fc_audioset the embedding *before* its dropout (same thing in eval mode).
+        return {"clipwise_output": torch.sigmoid(self.fc_audioset(x)), "embedding": embedding}
+
+    @torch.no_grad()
+    def embed(self, waveform: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """Embedding(s) of a clip ``[samples]`` → ``[dim]`` or a batch ``[batch, samples]`` → ``[batch, dim]``.
+
+        Runs in eval mode (restoring the previous mode) without gradients, on the model's device.
+        """
+        param = self.fc1.weight
+        x = torch.as_tensor(waveform, dtype=param.dtype, device=param.device)
+        single = x.dim() == 1
+        was_training = self.training
+        self.eval()
+        try:
+            out = self(x[None] if single else x)["embedding"]
+        finally:
+            self.train(was_training)
+        return out[0] if single else out
+
+
+# --------------------------------------------------------------------------------------
+# Fine-tuning head
+# --------------------------------------------------------------------------------------
+
+def replace_head(model: Cnn14, n_classes: int, keep_audioset_head: bool = False) -> Cnn14:
+    """Put a new ``n_classes`` linear layer ``fc_transfer`` on the embedding, for fine-tuning.
+
+    Afterwards ``model(x)["log_probs"]`` (also ``"clipwise_output"``) is the log-softmax of
+    ``fc_transfer(embedding)``, to be trained with ``F.nll_loss`` (the paper's recipe). The
+    AudioSet head ``fc_audioset`` is dropped unless ``keep_audioset_head``; all other names stay
+    as upstream. Returns the same model, modified in place.
+    """
+    if n_classes < 1:
+        raise ValueError(f"n_classes must be at least 1, got {n_classes}")
+    ref = model.fc1.weight
+    head = nn.Linear(model.embedding_dim, n_classes, bias=True).to(device=ref.device, dtype=ref.dtype)
+    _init_conv_or_linear(head)
+    model.fc_transfer = head
+    if not keep_audioset_head:
+        model.fc_audioset = None
+    return model
+
+
+def freeze_lower_blocks(model: Cnn14, n_blocks: int) -> Cnn14:
+    """Freeze ``bn0`` and ``conv_block1..n_blocks`` (``requires_grad=False``); the rest stays trainable.
+
+    The STFT and mel parameters are always frozen. Frozen blocks' batch-norm statistics still
+    update in train mode unless the trainer keeps those modules in eval mode.
+    """
+    if not 0 <= n_blocks <= 6:
+        raise ValueError(f"n_blocks must be in 0..6, got {n_blocks}")
+    modules = ([model.bn0] + [getattr(model, f"conv_block{i}") for i in range(1, n_blocks + 1)]) if n_blocks else []
+    for module in modules:
+        for p in module.parameters():
+            p.requires_grad_(False)
+    return model
+
+
+# --------------------------------------------------------------------------------------
+# Checkpoints
+# --------------------------------------------------------------------------------------
+
+def save_panns_checkpoint(model: nn.Module, path: str | Path) -> Path:
+    """Write ``{"model": state_dict}``, the layout of the official PANNs checkpoints."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    torch.save({"model": state}, path)
+    return path
+
+
+def _describe(keys: list[str], limit: int = 5) -> str:
+    shown = ", ".join(keys[:limit])
+    return shown + (f", … (+{len(keys) - limit} more)" if len(keys) > limit else "")
+
+
+def _numpy_safe_globals() -> list:
+    """numpy arrays, scalars and dtypes, allowed in a weights-only load (training checkpoints often
+    carry a sampler state made of them); object arrays still go through the restricted unpickler."""
+    core = getattr(np, "_core", None) or np.core
+    allowed: list = [np.ndarray, np.dtype]
+    dtypes = getattr(np, "dtypes", None)
+    if dtypes is not None:
+        allowed += [getattr(dtypes, n) for n in dir(dtypes) if n.endswith("DType")]
+    for module in ("numpy.core.multiarray", "numpy._core.multiarray"):  # pickles from numpy 1.x and 2.x
+        allowed += [(core.multiarray._reconstruct, f"{module}._reconstruct"),
+                    (core.multiarray.scalar, f"{module}.scalar")]
+    return allowed
+
+
+def _read_checkpoint(path: Path) -> tuple[Any, str]:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise WeightsError(f"weights file {path} cannot be opened: {exc.strerror or exc}",
+                           hint=_CHECKPOINT_HINT) from exc
+    sha256 = hashlib.sha256(data).hexdigest()
+    try:
+        with torch.serialization.safe_globals(_numpy_safe_globals()):
+            obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        refused = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        if refused:  # a valid pickle, but it needs a class that a weights-only load will not import
+            raise WeightsError(
+                f"weights file {path} holds Python objects other than tensors and plain containers "
+                f"({refused.group(1)}); it is not loaded (only weights-only checkpoints are unpickled)",
+                hint=_CHECKPOINT_HINT + "; or re-save just its state dict as {'model': state_dict}") from exc
+        raise WeightsError(f"weights file {path} cannot be read as a torch checkpoint "
+                           f"(corrupted or truncated? {type(exc).__name__})", hint=_CHECKPOINT_HINT) from exc
+    except Exception as exc:  # zip/EOF/runtime errors from a damaged file
+        raise WeightsError(f"weights file {path} cannot be read as a torch checkpoint "
+                           f"(corrupted or truncated? {type(exc).__name__}: {exc})"[:400],
+                           hint=_CHECKPOINT_HINT) from exc
+    return obj, sha256
+
+
+def _extract_state_dict(obj: Any, source: str) -> tuple[dict[str, torch.Tensor], list[str]]:
+    if not isinstance(obj, Mapping):
+        raise WeightsError(f"{source} holds a {type(obj).__name__}, not a state dict or a dict with 'model'",
+                           hint=_CHECKPOINT_HINT)
+    extra: list[str] = []
+    if "model" in obj and isinstance(obj["model"], Mapping):
+        extra = sorted(str(k) for k in obj if k != "model")
+        obj = obj["model"]
+    bad = [str(k) for k, v in obj.items() if not isinstance(v, torch.Tensor)]
+    if bad or not obj:
+        raise WeightsError(f"{source} is not a state dict of tensors"
+                           + (f" (non-tensor entries: {_describe(bad)})" if bad else " (it is empty)"),
+                           hint=_CHECKPOINT_HINT)
+    state = {str(k): v for k, v in obj.items()}
+    if all(k.startswith("module.") for k in state):  # saved from a DataParallel wrapper
+        state = {k[len("module."):]: v for k, v in state.items()}
+    return state, extra
+
+
+def load_panns_checkpoint(model: nn.Module, path_or_state: str | Path | Mapping) -> dict[str, Any]:
+    """Load PANNs weights into ``model`` strictly and return a summary.
+
+    ``path_or_state``: a checkpoint file (read with ``torch.load(weights_only=True)`` on CPU), a
+    dict with a ``"model"`` entry, or a bare state dict. Keys and shapes must match the model
+    exactly (``num_batches_tracked`` buffers may be absent, as in files from old torch);
+    otherwise :class:`WeightsError` lists the missing and unexpected keys and the shape
+    mismatches. Load the AudioSet weights *before* :func:`replace_head` (the official files have
+    no ``fc_transfer``); a fine-tuned model's own checkpoint loads into a model with the same head. Returns ``{"source", "sha256" (files only), "n_tensors", "n_parameters",
+    "extra_keys"}``.
+    """
+    sha256 = None
+    if isinstance(path_or_state, (str, Path)):
+        path = Path(path_or_state)
+        source = f"weights file {path}"
+        obj, sha256 = _read_checkpoint(path)
+    elif isinstance(path_or_state, Mapping):
+        source = "the given state dict"
+        obj = path_or_state
+    else:
+        raise TypeError(f"expected a path or a state dict, got {type(path_or_state).__name__}")
+    state, extra = _extract_state_dict(obj, source)
+
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state and not k.endswith(".num_batches_tracked")]
+    unexpected = [k for k in state if k not in expected]
+    mismatched = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
+                  for k in expected if k in state and state[k].shape != expected[k].shape]
+    if missing or unexpected or mismatched:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing key(s): {_describe(missing)}")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected key(s): {_describe(unexpected)}")
+        if mismatched:
+            parts.append(f"{len(mismatched)} shape mismatch(es): {_describe(mismatched, 3)}")
+        config = getattr(model, "config", None)
+        arch = f"{type(model).__name__}({', '.join(f'{k}={v}' for k, v in config.items())})" if config \
+            else type(model).__name__
+        hint = _CHECKPOINT_HINT
+        conv = state.get("spectrogram_extractor.stft.conv_real.weight")
+        if conv is not None and conv.dim() == 3 and conv.shape[-1] == 1024:
+            hint = ("this looks like the 32 kHz PANNs model (window 1024): build Cnn14(sample_rate=32000, "
+                    "window_size=1024, hop_size=320, mel_bins=64, fmin=50, fmax=14000) and resample to 32 kHz, "
+                    "or use " + _CHECKPOINT_HINT.split("e.g. ", 1)[1])
+        raise WeightsError(f"{source} does not fit {arch}: " + "; ".join(parts), hint=hint)
+
+    state = dict(state)
+    for k, v in expected.items():  # tolerate checkpoints written before num_batches_tracked existed
+        if k.endswith(".num_batches_tracked") and k not in state:
+            state[k] = torch.zeros_like(v)
+    model.load_state_dict(state, strict=True)
+    return {"source": source, "sha256": sha256, "n_tensors": len(state),
+            "n_parameters": int(sum(v.numel() for k, v in state.items() if not k.endswith("num_batches_tracked"))),
+            "extra_keys": extra}

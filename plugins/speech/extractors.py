@@ -1,0 +1,118 @@
+"""Clip-level speech extractors built on pretrained networks (paper 3.2.1, feature extraction):
+CNN14 2048-d embeddings (PANNs) and AlexNet fc7 4096-d activations of DeepSpectrum images.
+
+The network is built once per process (lazily, so extractors stay cheap to create, clone
+and pickle into worker processes) and runs on the best device unless one is given.  Audio
+is first trimmed to its speech with the chosen VAD.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator
+
+from emokit_core.contracts import SPEECH, Clip
+from emokit_core.specs import WeightsRef
+
+
+def pick_device(device: str = "auto") -> str:
+    """``auto`` -> ``cuda`` where a GPU is visible, else ``cpu``; anything else as given."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class _PretrainedExtractor(BaseEstimator):
+    modality = SPEECH
+    cache_ignores = ("device",)  # where it runs does not change the features
+
+    @property
+    def weights_sha256(self) -> str | None:
+        return self.weights.sha256 if isinstance(self.weights, WeightsRef) else None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_net", None)  # rebuilt where it is used
+        return state
+
+    network_version = "1"
+
+    @property
+    def cache_version(self) -> str:
+        """The network code's version plus the VAD's (its method and backend version)."""
+        from .vad import VadTrim
+
+        return f"{self.network_version}+{VadTrim(self.vad).cache_version}"
+
+    def _trimmed(self, audio: np.ndarray, sample_rate: int, clip: Clip) -> np.ndarray:
+        from .vad import VadTrim
+
+        return VadTrim(self.vad).trim(audio, sample_rate, clip)[0]
+
+
+class PannsEmbedding(_PretrainedExtractor):
+    """CNN14 embedding (2048-d at width 1) of the clip's 16 kHz audio."""
+
+    def __init__(self, weights: WeightsRef | None = None, width: float = 1.0, vad: str = "none",
+                 device: str = "auto"):
+        self.weights = weights
+        self.width = width
+        self.vad = vad
+        self.device = device
+
+    def network(self):
+        net = getattr(self, "_net", None)
+        if net is None:
+            import torch
+
+            from .cnn14 import Cnn14, load_panns_checkpoint
+
+            torch.manual_seed(0)  # a random-init network must be the same in every worker
+            net = Cnn14(width=self.width)
+            if self.weights is not None:
+                load_panns_checkpoint(net, self.weights.path)
+            net = net.to(pick_device(self.device)).eval()
+            self._net = net
+        return net
+
+    def extract_audio(self, audio: np.ndarray, sample_rate: int, clip: Clip) -> np.ndarray:
+        import torch
+
+        net = self.network()
+        with torch.inference_mode():
+            return net.embed(torch.from_numpy(self._trimmed(audio, sample_rate, clip))).float().cpu().numpy()
+
+
+class DeepSpectrumFc7(_PretrainedExtractor):
+    """AlexNet fc7 (after its ReLU, 4096-d) of the clip's viridis mel-spectrogram image."""
+
+    def __init__(self, weights: WeightsRef | None = None, vad: str = "none", device: str = "auto"):
+        self.weights = weights
+        self.vad = vad
+        self.device = device
+
+    def network(self):
+        net = getattr(self, "_net", None)
+        if net is None:
+            import torch
+
+            from .deepspectrum import AlexNetFeatures, load_alexnet_weights
+
+            torch.manual_seed(0)
+            net = AlexNetFeatures()
+            if self.weights is not None:
+                load_alexnet_weights(net, self.weights.path)
+            net = net.to(pick_device(self.device)).eval()
+            self._net = net
+        return net
+
+    def extract_audio(self, audio: np.ndarray, sample_rate: int, clip: Clip) -> np.ndarray:
+        from .deepspectrum import fc7_features, spectrogram_image
+
+        image = spectrogram_image(self._trimmed(audio, sample_rate, clip), sample_rate)
+        net = self.network()
+        return fc7_features(image[None], net, device=str(next(net.parameters()).device))[0]
