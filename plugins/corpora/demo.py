@@ -36,4 +36,6 @@ def load_demo(path: Path | None = None, *, actors: int = 10, repetitions: int | 
     reps = repetitions or demo_synth.default_repetitions(actors)
     root = Path(path) if path else demo_root(actors, reps, seed)
     demo_synth.generate(root, actors=actors, repetitions=reps, seed=seed, progress=progress, workers=workers)
-    return read_ravdess(root, name="demo", folds=demo_folds(actors), strict=True)
+    # Corpora of other sizes get their own leaderboard name (the default one is just "demo").
+    name = "demo" if (actors, reps) == (10, 1) else f"demo-{actors}x{reps}"
+    return read_ravdess(root, name=name, folds=demo_folds(actors), strict=True)
