@@ -9,6 +9,7 @@ Features are extracted once per clip (one decode for all pipelines) into the fea
 
 from __future__ import annotations
 
+import inspect
 import os
 import pickle
 import socket
@@ -388,10 +389,14 @@ class Runner:
                 return [clips[i] for i in idx]
             return [self.cache.load(keys[clips[i].id], mmap=True) for i in idx]
 
+        actors = np.array([c.actor for c in clips])
+
         def fit_predict(train: np.ndarray, test: np.ndarray):
             model = clone(recipe.model)
             seed_everything(model, seed)
-            model.fit(inputs(train), y[train])
+            # Models that hold out validation data take the actors, so it is whole actors.
+            extra = {"groups": actors[train]} if "groups" in inspect.signature(model.fit).parameters else {}
+            model.fit(inputs(train), y[train], **extra)
             return model, *predict(model, inputs(test))
 
         self._cv(spec, info, corpus, clips, y, fit_predict, f"{spec.name} (run {info.run_id})")

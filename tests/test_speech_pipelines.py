@@ -54,3 +54,43 @@ def test_vad_changes_the_cache_key(tmp_path, corpus):
     plain, trimmed = PannsEmbedding(vad="none"), PannsEmbedding(vad="silero")
     assert extractor_key("x", plain) != extractor_key("x", trimmed)
     assert extractor_key("x", PannsEmbedding(device="cpu")) == extractor_key("x", PannsEmbedding(device="cuda"))
+
+
+def test_validation_split_takes_whole_actors():
+    from emokit_plugins.speech.finetune import validation_split
+
+    groups = np.repeat(["01", "02", "03", "04", "05"], 6)
+    train, val = validation_split(groups, len(groups), 0.2, np.random.default_rng(0))
+    assert len(val) == 6 and len(set(groups[val])) == 1
+    assert not set(groups[train]) & set(groups[val]) and len(train) + len(val) == 30
+
+
+def test_cnn14_fine_tuner_learns_and_round_trips(tmp_path):
+    import pickle
+
+    from emokit_plugins.speech.finetune import Cnn14FineTuner
+
+    rng = np.random.default_rng(0)
+    t = np.arange(16000) / 16000
+    X = [np.sin(2 * np.pi * (150 if k % 2 else 900) * t * (1 + 0.02 * rng.normal())).astype(np.float32) * 0.3
+         for k in range(24)]
+    y = np.array([k % 2 for k in range(24)])
+    groups = np.repeat([f"{a:02d}" for a in range(6)], 4)
+    model = Cnn14FineTuner(width=0.125, batch_size=8, max_iterations=30, eval_every=10, patience=5,
+                           random_state=0).fit(X, y, groups=groups)
+    assert model.n_iterations_ == 30 and [it for it, _ in model.history_] == [10, 20, 30]
+    proba = model.predict_proba(X)
+    assert proba.shape == (24, 2) and np.allclose(proba.sum(1), 1, atol=1e-5)
+    assert (model.predict(X) == y).mean() > 0.8  # two pitches are easy
+    again = pickle.loads(pickle.dumps(model))  # the registry's artifact round trip
+    np.testing.assert_allclose(again.predict_proba(X), proba, atol=1e-6)
+
+
+def test_panns_ft_pipeline_runs_on_demo_clips(tmp_path, corpus):
+    reg = Registry(tmp_path / "r.db")
+    runner = Runner(PluginHost(), reg, FeatureCache(tmp_path / "cache"), workers=1)
+    outcome = runner.run(["speech.panns_ft"], corpus, overrides={"speech.panns_ft": {
+        "width": "0.125", "max_iterations": "6", "eval_every": "3", "batch_size": "8"}})
+    run = reg.get_run(outcome.runs[0].run_id)
+    assert run["status"] == "finished" and run["profile"] == "quick" and len(run["fold_results"]) == 5
+    assert run["params"]["crop_seconds"] == 3.0 and run["weights"] == {"weights": {"init": "random"}}

@@ -2,6 +2,8 @@
 
 * ``speech.panns_svc`` - PANNs CNN14 2048-d embeddings -> SVC (paper: RBF, C=0.001).
 * ``speech.deepspectrum_svc`` - viridis mel-spectrogram images -> AlexNet fc7 (4096-d) -> SVC.
+* ``speech.panns_ft`` - CNN14 fine-tuned with a new head (log-softmax + NLL, Adam, batch 24,
+  early stopping on a validation split of the training actors).
 
 Both start from local checkpoints given as ``weights=NAME|PATH`` (``emokit weights add``):
 the official PANNs ``Cnn14_16k_mAP=0.438.pth`` and torchvision's ImageNet ``alexnet``.
@@ -47,6 +49,22 @@ def build_deepspectrum_svc(weights, vad: str, C: float, device: str) -> Recipe:
     return Recipe(DeepSpectrumFc7(weights=weights, vad=vad, device=device), _svc(C))
 
 
+def build_panns_ft(weights, width: float, vad: str, lr: float, batch_size: int, max_iterations: int,
+                   eval_every: int, patience: int, val_fraction: float, freeze_blocks: int, crop_seconds: float,
+                   device: str) -> Recipe:
+    from emokit_core.errors import EmokitError
+
+    from .finetune import Cnn14FineTuner, Waveform
+
+    if weights is not None and width != 1.0:
+        raise EmokitError(f"speech.panns_ft: the published CNN14 weights need width=1.0, not {width}",
+                          "use --profile paper, or -p speech.panns_ft.width=1")
+    return Recipe(Waveform(vad=vad), Cnn14FineTuner(
+        weights=weights, width=width, lr=lr, batch_size=batch_size, max_iterations=max_iterations,
+        eval_every=eval_every, patience=patience, val_fraction=val_fraction, freeze_blocks=freeze_blocks,
+        crop_seconds=crop_seconds, device=device))
+
+
 @hookimpl
 def register_pipelines(register):
     register(PipelineSpec(
@@ -57,6 +75,24 @@ def register_pipelines(register):
                 "vad": VAD, "C": Param(0.001, "SVC regularisation (paper: 0.001)"), "device": DEVICE},
         # quick: a quarter-width CNN14 (about 1/16 of the computation) for CPUs and random weights
         profiles={"paper": {}, "quick": {"width": 0.25}}))
+    register(PipelineSpec(
+        "speech.panns_ft", "speech", "CNN14 fine-tuned with a new 8-way head, log-softmax + NLL, Adam (paper Table 1)",
+        build_panns_ft,
+        params={"weights": Param(None, "PANNs CNN14 16 kHz checkpoint: a name from `emokit weights` or a path",
+                                 weights=True),
+                "width": Param(1.0, "channel width of CNN14 (1.0 = the published network)"),
+                "vad": VAD, "lr": Param(1e-3, "Adam learning rate"), "batch_size": Param(24, "clips per step"),
+                "max_iterations": Param(30000, "training steps at most"),
+                "eval_every": Param(200, "steps between validation checks"),
+                "patience": Param(10, "validation checks without improvement before stopping"),
+                "val_fraction": Param(0.2, "share of the training actors held out for early stopping"),
+                "freeze_blocks": Param(0, "conv blocks (from the input) kept frozen: 0 = all trainable, 6 = head only"),
+                "crop_seconds": Param(0.0, "crop training clips to a random window of this length (0 = whole)"),
+                "device": DEVICE},
+        profiles={"paper": {},
+                  # quick: a quarter-width network, 3-s crops and a few hundred steps, for CPUs
+                  "quick": {"width": 0.25, "max_iterations": 200, "eval_every": 25, "patience": 3,
+                            "crop_seconds": 3.0}}))
     register(PipelineSpec(
         "speech.deepspectrum_svc", "speech", "DeepSpectrum: viridis mel-spectrogram image -> AlexNet fc7 -> SVC",
         build_deepspectrum_svc,
