@@ -57,7 +57,7 @@ def test_vad_changes_the_cache_key(tmp_path, corpus):
 
 
 def test_validation_split_takes_whole_actors():
-    from emokit_plugins.speech.finetune import validation_split
+    from emokit_core.training import validation_split
 
     groups = np.repeat(["01", "02", "03", "04", "05"], 6)
     train, val = validation_split(groups, len(groups), 0.2, np.random.default_rng(0))
@@ -78,7 +78,7 @@ def test_cnn14_fine_tuner_learns_and_round_trips(tmp_path):
     groups = np.repeat([f"{a:02d}" for a in range(6)], 4)
     model = Cnn14FineTuner(width=0.125, batch_size=8, max_iterations=30, eval_every=10, patience=5,
                            random_state=0).fit(X, y, groups=groups)
-    assert model.n_iterations_ == 30 and [it for it, _ in model.history_] == [10, 20, 30]
+    assert model.n_steps_ == 30 and [it for it, _ in model.history_] == [10, 20, 30]
     proba = model.predict_proba(X)
     assert proba.shape == (24, 2) and np.allclose(proba.sum(1), 1, atol=1e-5)
     assert (model.predict(X) == y).mean() > 0.8  # two pitches are easy
@@ -94,3 +94,29 @@ def test_panns_ft_pipeline_runs_on_demo_clips(tmp_path, corpus):
     run = reg.get_run(outcome.runs[0].run_id)
     assert run["status"] == "finished" and run["profile"] == "quick" and len(run["fold_results"]) == 5
     assert run["params"]["crop_seconds"] == 3.0 and run["weights"] == {"weights": {"init": "random"}}
+
+
+def test_alexnet_fine_tuner_on_images(tmp_path):
+    import pickle
+
+    from emokit_plugins.speech.deepspectrum import spectrogram_image
+    from emokit_plugins.speech.finetune import AlexNetFineTuner
+
+    rng = np.random.default_rng(1)
+    t = np.arange(8000) / 16000
+    X = [spectrogram_image((np.sin(2 * np.pi * (200 if k % 2 else 3000) * t) * 0.3
+                            + rng.normal(0, 0.01, t.size)).astype(np.float32)) for k in range(12)]
+    y = np.array([k % 2 for k in range(12)])
+    model = AlexNetFineTuner(batch_size=6, max_epochs=2, patience=5).fit(X, y, groups=np.repeat(list("abcdef"), 2))
+    assert model.n_steps_ == 2 * 2 and len(model.history_) == 2  # 10 training clips, batch 6: 2 steps an epoch
+    proba = model.predict_proba(X)
+    assert proba.shape == (12, 2) and np.allclose(proba.sum(1), 1, atol=1e-5)
+    np.testing.assert_allclose(pickle.loads(pickle.dumps(model)).predict_proba(X), proba, atol=1e-5)
+
+
+def test_alexnet_ft_pipeline_runs_on_demo_clips(tmp_path, corpus):
+    reg = Registry(tmp_path / "r.db")
+    runner = Runner(PluginHost(), reg, FeatureCache(tmp_path / "cache"), workers=1)
+    outcome = runner.run(["speech.alexnet_ft"], corpus, overrides={"speech.alexnet_ft": {"max_epochs": "1"}})
+    run = reg.get_run(outcome.runs[0].run_id)
+    assert run["status"] == "finished" and len(run["fold_results"]) == 5

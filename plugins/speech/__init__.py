@@ -4,6 +4,7 @@
 * ``speech.deepspectrum_svc`` - viridis mel-spectrogram images -> AlexNet fc7 (4096-d) -> SVC.
 * ``speech.panns_ft`` - CNN14 fine-tuned with a new head (log-softmax + NLL, Adam, batch 24,
   early stopping on a validation split of the training actors).
+* ``speech.alexnet_ft`` - AlexNet fine-tuned on the DeepSpectrum images (cross-entropy, SGD).
 
 Both start from local checkpoints given as ``weights=NAME|PATH`` (``emokit weights add``):
 the official PANNs ``Cnn14_16k_mAP=0.438.pth`` and torchvision's ImageNet ``alexnet``.
@@ -65,6 +66,15 @@ def build_panns_ft(weights, width: float, vad: str, lr: float, batch_size: int, 
         crop_seconds=crop_seconds, device=device))
 
 
+def build_alexnet_ft(weights, vad: str, lr: float, momentum: float, weight_decay: float, batch_size: int,
+                     max_epochs: int, patience: int, val_fraction: float, device: str) -> Recipe:
+    from .finetune import AlexNetFineTuner, SpectrogramImage
+
+    return Recipe(SpectrogramImage(vad=vad), AlexNetFineTuner(
+        weights=weights, lr=lr, momentum=momentum, weight_decay=weight_decay, batch_size=batch_size,
+        max_epochs=max_epochs, patience=patience, val_fraction=val_fraction, device=device))
+
+
 @hookimpl
 def register_pipelines(register):
     register(PipelineSpec(
@@ -93,6 +103,17 @@ def register_pipelines(register):
                   # quick: a quarter-width network, 3-s crops and a few hundred steps, for CPUs
                   "quick": {"width": 0.25, "max_iterations": 200, "eval_every": 25, "patience": 3,
                             "crop_seconds": 3.0}}))
+    register(PipelineSpec(
+        "speech.alexnet_ft", "speech", "AlexNet fine-tuned on DeepSpectrum images, cross-entropy, SGD (paper Table 1)",
+        build_alexnet_ft,
+        params={"weights": Param(None, "torchvision ImageNet alexnet state dict: a name or a path", weights=True),
+                "vad": VAD, "lr": Param(1e-3, "SGD learning rate"), "momentum": Param(0.9, "SGD momentum"),
+                "weight_decay": Param(5e-4, "SGD weight decay"), "batch_size": Param(24, "images per step"),
+                "max_epochs": Param(500, "epochs at most"),
+                "patience": Param(30, "epochs without validation gain before stopping"),
+                "val_fraction": Param(0.2, "share of the training actors held out for early stopping"),
+                "device": DEVICE},
+        profiles={"paper": {}, "quick": {"max_epochs": 8, "patience": 3}}))
     register(PipelineSpec(
         "speech.deepspectrum_svc", "speech", "DeepSpectrum: viridis mel-spectrogram image -> AlexNet fc7 -> SVC",
         build_deepspectrum_svc,

@@ -15,15 +15,7 @@ from sklearn.base import BaseEstimator
 
 from emokit_core.contracts import SPEECH, Clip
 from emokit_core.specs import WeightsRef
-
-
-def pick_device(device: str = "auto") -> str:
-    """``auto`` -> ``cuda`` where a GPU is visible, else ``cpu``; anything else as given."""
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
+from emokit_core.training import pick_device
 
 
 class _PretrainedExtractor(BaseEstimator):
