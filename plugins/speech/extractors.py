@@ -18,8 +18,27 @@ from emokit_core.specs import WeightsRef
 from emokit_core.training import pick_device
 
 
-class _PretrainedExtractor(BaseEstimator):
+class SpeechInput(BaseEstimator):
+    """Base of the speech extractors: the VAD step and a cache version that follows it."""
+
     modality = SPEECH
+    weights_sha256: str | None = None
+    input_version = "1"  # bump when what a subclass computes changes
+
+    @property
+    def cache_version(self) -> str:
+        """The extractor's own version plus the VAD's (its method and backend version)."""
+        from .vad import VadTrim
+
+        return f"{self.input_version}+{VadTrim(self.vad).cache_version}"
+
+    def _trimmed(self, audio: np.ndarray, sample_rate: int, clip: Clip) -> np.ndarray:
+        from .vad import VadTrim
+
+        return VadTrim(self.vad).trim(audio, sample_rate, clip)[0].astype(np.float32)
+
+
+class _PretrainedExtractor(SpeechInput):
     cache_ignores = ("device",)  # where it runs does not change the features
 
     @property
@@ -31,19 +50,19 @@ class _PretrainedExtractor(BaseEstimator):
         state.pop("_net", None)  # rebuilt where it is used
         return state
 
-    network_version = "1"
+    def build_network(self):
+        raise NotImplementedError
 
-    @property
-    def cache_version(self) -> str:
-        """The network code's version plus the VAD's (its method and backend version)."""
-        from .vad import VadTrim
+    def network(self):
+        """The network, built once per process from a seeded initialisation (so a random-init
+        network is the same in every worker) and the weights, if any, in eval mode."""
+        net = getattr(self, "_net", None)
+        if net is None:
+            import torch
 
-        return f"{self.network_version}+{VadTrim(self.vad).cache_version}"
-
-    def _trimmed(self, audio: np.ndarray, sample_rate: int, clip: Clip) -> np.ndarray:
-        from .vad import VadTrim
-
-        return VadTrim(self.vad).trim(audio, sample_rate, clip)[0]
+            torch.manual_seed(0)
+            self._net = net = self.build_network().to(pick_device(self.device)).eval()
+        return net
 
 
 class PannsEmbedding(_PretrainedExtractor):
@@ -56,19 +75,12 @@ class PannsEmbedding(_PretrainedExtractor):
         self.vad = vad
         self.device = device
 
-    def network(self):
-        net = getattr(self, "_net", None)
-        if net is None:
-            import torch
+    def build_network(self):
+        from .cnn14 import Cnn14, load_panns_checkpoint
 
-            from .cnn14 import Cnn14, load_panns_checkpoint
-
-            torch.manual_seed(0)  # a random-init network must be the same in every worker
-            net = Cnn14(width=self.width)
-            if self.weights is not None:
-                load_panns_checkpoint(net, self.weights.path)
-            net = net.to(pick_device(self.device)).eval()
-            self._net = net
+        net = Cnn14(width=self.width)
+        if self.weights is not None:
+            load_panns_checkpoint(net, self.weights.path)
         return net
 
     def extract_audio(self, audio: np.ndarray, sample_rate: int, clip: Clip) -> np.ndarray:
@@ -87,19 +99,12 @@ class DeepSpectrumFc7(_PretrainedExtractor):
         self.vad = vad
         self.device = device
 
-    def network(self):
-        net = getattr(self, "_net", None)
-        if net is None:
-            import torch
+    def build_network(self):
+        from .deepspectrum import AlexNetFeatures, load_alexnet_weights
 
-            from .deepspectrum import AlexNetFeatures, load_alexnet_weights
-
-            torch.manual_seed(0)
-            net = AlexNetFeatures()
-            if self.weights is not None:
-                load_alexnet_weights(net, self.weights.path)
-            net = net.to(pick_device(self.device)).eval()
-            self._net = net
+        net = AlexNetFeatures()
+        if self.weights is not None:
+            load_alexnet_weights(net, self.weights.path)
         return net
 
     def extract_audio(self, audio: np.ndarray, sample_rate: int, clip: Clip) -> np.ndarray:

@@ -16,31 +16,14 @@ import math
 from typing import Any, Sequence
 
 import numpy as np
-from sklearn.base import BaseEstimator
-
-from emokit_core.contracts import SPEECH, Clip
+from emokit_core.contracts import Clip
 from emokit_core.specs import WeightsRef
 from emokit_core.training import NetworkClassifier
 
-
-class _SpeechInput(BaseEstimator):
-    modality = SPEECH
-    weights_sha256 = None
-    input_version = "1"
-
-    @property
-    def cache_version(self) -> str:
-        from .vad import VadTrim
-
-        return f"{self.input_version}+{VadTrim(self.vad).cache_version}"
-
-    def _trimmed(self, audio: np.ndarray, sample_rate: int, clip: Clip) -> np.ndarray:
-        from .vad import VadTrim
-
-        return VadTrim(self.vad).trim(audio, sample_rate, clip)[0].astype(np.float32)
+from .extractors import SpeechInput
 
 
-class Waveform(_SpeechInput):
+class Waveform(SpeechInput):
     """The clip's 16 kHz mono waveform, trimmed to its speech when ``vad`` is not ``none``."""
 
     def __init__(self, vad: str = "none"):
@@ -50,7 +33,7 @@ class Waveform(_SpeechInput):
         return self._trimmed(audio, sample_rate, clip)
 
 
-class SpectrogramImage(_SpeechInput):
+class SpectrogramImage(SpeechInput):
     """The clip's DeepSpectrum image: 227x227 viridis log-mel picture, uint8 RGB."""
 
     def __init__(self, vad: str = "none"):
