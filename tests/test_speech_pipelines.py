@@ -93,7 +93,7 @@ def test_panns_ft_pipeline_runs_on_demo_clips(tmp_path, corpus):
         "width": "0.125", "max_iterations": "6", "eval_every": "3", "batch_size": "8"}})
     run = reg.get_run(outcome.runs[0].run_id)
     assert run["status"] == "finished" and run["profile"] == "quick" and len(run["fold_results"]) == 5
-    assert run["params"]["crop_seconds"] == 3.0 and run["weights"] == {"weights": {"init": "random"}}
+    assert run["params"]["crop_seconds"] == 2.5 and run["weights"] == {"weights": {"init": "random"}}
 
 
 def test_alexnet_fine_tuner_on_images(tmp_path):
