@@ -122,6 +122,22 @@ class SpeechExtractor(Extractor, Protocol):
         """16 kHz mono float32 waveform -> a feature vector or a ``[steps, dim]`` array."""
 
 
+class BatchedSpeechExtractor(Extractor, Protocol):
+    """A speech extractor whose model runs best on batches (a network on a GPU).
+
+    ``prepare_audio`` runs per clip in the decoding workers (e.g. VAD, padding, an image);
+    the core then calls ``extract_batch`` in the main process on up to ``batch_size``
+    prepared clips, so decoding never leaves the model waiting.  A clip's features must not
+    depend on which other clips share its batch.
+    """
+
+    batch_size: int
+
+    def prepare_audio(self, audio: np.ndarray, sample_rate: int, clip: Clip) -> np.ndarray: ...
+
+    def extract_batch(self, prepared: Sequence[np.ndarray]) -> Sequence[np.ndarray]: ...
+
+
 class FrameSink(Protocol):
     def add(self, frame: np.ndarray) -> None:
         """One RGB ``uint8`` frame of shape ``[height, width, 3]``."""

@@ -15,6 +15,7 @@ import pickle
 import socket
 import sys
 import time
+from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -125,10 +126,16 @@ class _Job:
     extractors: tuple[tuple[str, str, Any], ...]  # (cache key, modality, extractor)
 
 
-def _extract_clip(job: _Job, cache_root: str) -> tuple[str, str | None]:
-    """Decode a clip once and run every pending extractor on it; returns (clip id, error)."""
+def _extract_clip(job: _Job, cache_root: str) -> tuple[str, str | None, dict[str, np.ndarray]]:
+    """Decode a clip once and run every pending extractor on it.
+
+    Per-clip extractors store their features in the cache here; batched extractors only
+    ``prepare_audio`` here (in the worker) and hand the result back for one batched model call
+    in the parent.  Returns (clip id, error or None, {cache key: prepared input}).
+    """
     cache = FeatureCache(cache_root)
     clip = job.clip
+    prepared: dict[str, np.ndarray] = {}
     try:
         by_path: dict[Any, list[tuple[str, str, Any]]] = {}
         for key, modality, ext in job.extractors:
@@ -149,7 +156,11 @@ def _extract_clip(job: _Job, cache_root: str) -> tuple[str, str | None]:
             from .media import SAMPLE_RATE, decode
 
             audio = decode(path, audio=bool(speech), on_video=on_video if face else None)
-            outputs = [(key, ext.extract_audio(audio, SAMPLE_RATE, clip)) for key, _, ext in speech]
+            for key, _, ext in speech:
+                if hasattr(ext, "extract_batch"):
+                    prepared[key] = np.asarray(ext.prepare_audio(audio, SAMPLE_RATE, clip))
+            outputs = [(key, ext.extract_audio(audio, SAMPLE_RATE, clip))
+                       for key, _, ext in speech if not hasattr(ext, "extract_batch")]
             outputs += [(key, sink.close()) for key, sink in sinks]
             for key, features in outputs:
                 features = np.asarray(features)
@@ -158,8 +169,35 @@ def _extract_clip(job: _Job, cache_root: str) -> tuple[str, str | None]:
                                      "check the clip; it may be too short or blank")
                 cache.store(key, features)
     except MediaError as exc:
-        return clip.id, f"{exc.message} ({exc.hint})" if exc.hint else exc.message
-    return clip.id, None
+        return clip.id, f"{exc.message} ({exc.hint})" if exc.hint else exc.message, {}
+    return clip.id, None, prepared
+
+
+class _Batcher:
+    """Collects prepared inputs per batched extractor and runs its model a batch at a time."""
+
+    def __init__(self, cache: FeatureCache, extractors: Mapping[str, Any]):
+        self.cache = cache
+        self.extractor_of: dict[str, Any] = {}  # cache key -> extractor
+        self.pending: dict[int, list[tuple[str, np.ndarray]]] = {}
+        self.extractors = {id(e): e for e in extractors.values() if hasattr(e, "extract_batch")}
+
+    def add(self, key: str, extractor: Any, prepared: np.ndarray) -> None:
+        queue = self.pending.setdefault(id(extractor), [])
+        queue.append((key, prepared))
+        if len(queue) >= getattr(extractor, "batch_size", 32):
+            self._run(extractor, queue)
+
+    def flush(self) -> None:
+        for ident, queue in self.pending.items():
+            if queue:
+                self._run(self.extractors[ident], queue)
+
+    def _run(self, extractor: Any, queue: list[tuple[str, np.ndarray]]) -> None:
+        features = extractor.extract_batch([p for _, p in queue])
+        for (key, _), feature in zip(queue, features):
+            self.cache.store(key, np.asarray(feature))
+        queue.clear()
 
 
 def _one_blas_thread() -> None:
@@ -290,21 +328,37 @@ class Runner:
                     jobs.append(_Job(clip, tuple(pending)))
                 advance()
         self.cache.misses += sum(len(j.extractors) for j in jobs)
+        batcher = _Batcher(self.cache, {name: r.extractor for name, r in recipes.items()})
+        owner = {key: ext for job in jobs for key, _, ext in job.extractors}
         with self.reporter.task("extracting features", len(jobs)) as advance:
             if self.workers > 1 and len(jobs) > 1:
+                # Workers decode (and prepare) while this process runs the batched models.
                 with ProcessPoolExecutor(self.workers, initializer=_one_blas_thread) as pool:
-                    results = pool.map(_extract_clip, jobs, [str(self.cache.root)] * len(jobs), chunksize=4)
-                    for clip_id, error in results:
-                        if error:
-                            skipped[clip_id] = error
+                    # A bounded window of clips in flight keeps memory flat however large the corpus.
+                    window: deque = deque()
+                    for job in jobs:
+                        window.append(pool.submit(_extract_clip, job, str(self.cache.root)))
+                        if len(window) >= 8 * self.workers:
+                            self._collect(*window.popleft().result(), skipped, batcher, owner)
+                            advance()
+                    while window:
+                        self._collect(*window.popleft().result(), skipped, batcher, owner)
                         advance()
             else:
                 for job in jobs:
-                    clip_id, error = _extract_clip(job, str(self.cache.root))
-                    if error:
-                        skipped[clip_id] = error
+                    self._collect(*_extract_clip(job, str(self.cache.root)), skipped, batcher, owner)
                     advance()
+            batcher.flush()
         return keys, skipped
+
+    @staticmethod
+    def _collect(clip_id: str, error: str | None, prepared: Mapping[str, np.ndarray], skipped: dict[str, str],
+                 batcher: _Batcher, owner: Mapping[str, Any]) -> None:
+        if error:
+            skipped[clip_id] = error
+            return
+        for key, item in prepared.items():
+            batcher.add(key, owner[key], item)
 
     def _start(self, spec: PipelineSpec, chosen: str, params: dict[str, Any], corpus: Corpus, corpus_id: int,
                seed: int, resume: bool, command: str, inputs: dict[str, int] | None = None,

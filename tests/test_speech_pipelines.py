@@ -53,7 +53,10 @@ def test_vad_changes_the_cache_key(tmp_path, corpus):
 
     plain, trimmed = PannsEmbedding(vad="none"), PannsEmbedding(vad="silero")
     assert extractor_key("x", plain) != extractor_key("x", trimmed)
-    assert extractor_key("x", PannsEmbedding(device="cpu")) == extractor_key("x", PannsEmbedding(device="cuda"))
+    # Where it runs and in what batches does not change the features; bf16 on a GPU does.
+    assert extractor_key("x", PannsEmbedding(device="cpu", batch_size=4)) == \
+        extractor_key("x", PannsEmbedding(device="cpu", batch_size=64))
+    assert extractor_key("x", PannsEmbedding(device="cpu")) != extractor_key("x", PannsEmbedding(device="cuda"))
 
 
 def test_validation_split_takes_whole_actors():
@@ -120,3 +123,18 @@ def test_alexnet_ft_pipeline_runs_on_demo_clips(tmp_path, corpus):
     outcome = runner.run(["speech.alexnet_ft"], corpus, overrides={"speech.alexnet_ft": {"max_epochs": "1"}})
     run = reg.get_run(outcome.runs[0].run_id)
     assert run["status"] == "finished" and len(run["fold_results"]) == 5
+
+
+def test_batched_embeddings_do_not_depend_on_the_batch():
+    from emokit_core.contracts import Clip
+    from emokit_plugins.speech.extractors import PannsEmbedding
+
+    extractor = PannsEmbedding(width=0.125, batch_size=2)
+    rng = np.random.default_rng(0)
+    clips = [rng.normal(0, 0.1, n).astype(np.float32) for n in (12000, 16000, 20000, 15000, 31000)]
+    prepared = [extractor.prepare_audio(c, 16000, Clip(str(i), "01", "happy")) for i, c in enumerate(clips)]
+    assert [len(p) for p in prepared] == [16000, 16000, 32000, 16000, 32000]
+    together = extractor.extract_batch(prepared)
+    alone = [extractor.extract_batch([p])[0] for p in prepared]
+    for a, b in zip(together, alone):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)

@@ -8,7 +8,7 @@ is first trimmed to its speech with the chosen VAD.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 from sklearn.base import BaseEstimator
@@ -39,7 +39,21 @@ class SpeechInput(BaseEstimator):
 
 
 class _PretrainedExtractor(SpeechInput):
-    cache_ignores = ("device",)  # where it runs does not change the features
+    """A network run in batches: ``prepare_audio`` in the decoding workers, ``extract_batch``
+    in the main process (see ``emokit_core.contracts.BatchedSpeechExtractor``)."""
+
+    # Neither the device nor the batch size changes a clip's features; the precision does,
+    # so it is part of cache_version.
+    cache_ignores = ("device", "batch_size")
+
+    @property
+    def cache_version(self) -> str:
+        precision = "bf16" if pick_device(self.device).startswith("cuda") else "fp32"
+        return f"{super().cache_version}+{precision}"
+
+    def extract_audio(self, audio: np.ndarray, sample_rate: int, clip: Clip) -> np.ndarray:
+        """One clip (the runner batches through ``prepare_audio`` / ``extract_batch``)."""
+        return self.extract_batch([self.prepare_audio(audio, sample_rate, clip)])[0]
 
     @property
     def weights_sha256(self) -> str | None:
@@ -66,14 +80,20 @@ class _PretrainedExtractor(SpeechInput):
 
 
 class PannsEmbedding(_PretrainedExtractor):
-    """CNN14 embedding (2048-d at width 1) of the clip's 16 kHz audio."""
+    """CNN14 embedding (2048-d at width 1) of the clip's 16 kHz audio.
+
+    To batch clips of different lengths without one clip's features depending on another,
+    each clip is zero-padded to a whole number of seconds and clips of equal padded length
+    are batched together.
+    """
 
     def __init__(self, weights: WeightsRef | None = None, width: float = 1.0, vad: str = "none",
-                 device: str = "auto"):
+                 device: str = "auto", batch_size: int = 32):
         self.weights = weights
         self.width = width
         self.vad = vad
         self.device = device
+        self.batch_size = batch_size
 
     def build_network(self):
         from .cnn14 import Cnn14, load_panns_checkpoint
@@ -83,21 +103,42 @@ class PannsEmbedding(_PretrainedExtractor):
             load_panns_checkpoint(net, self.weights.path)
         return net
 
-    def extract_audio(self, audio: np.ndarray, sample_rate: int, clip: Clip) -> np.ndarray:
+    def prepare_audio(self, audio: np.ndarray, sample_rate: int, clip: Clip) -> np.ndarray:
+        audio = self._trimmed(audio, sample_rate, clip)
+        padded = np.zeros(max(1, -(-len(audio) // sample_rate)) * sample_rate, np.float32)
+        padded[: len(audio)] = audio
+        return padded
+
+    def extract_batch(self, prepared: Sequence[np.ndarray]) -> list[np.ndarray]:
         import torch
 
         net = self.network()
-        with torch.inference_mode():
-            return net.embed(torch.from_numpy(self._trimmed(audio, sample_rate, clip))).float().cpu().numpy()
+        device = str(next(net.parameters()).device)
+        out: list[np.ndarray | None] = [None] * len(prepared)
+        by_length: dict[int, list[int]] = {}
+        for i, clip in enumerate(prepared):
+            by_length.setdefault(len(clip), []).append(i)
+        with torch.inference_mode(), torch.autocast(device.split(":")[0], dtype=torch.bfloat16,
+                                                    enabled=device.startswith("cuda")):
+            for indices in by_length.values():
+                for start in range(0, len(indices), self.batch_size):
+                    chunk = indices[start: start + self.batch_size]
+                    x = torch.from_numpy(np.stack([prepared[i] for i in chunk])).to(device)
+                    embeddings = net(x)["embedding"].float().cpu().numpy()
+                    for i, embedding in zip(chunk, embeddings):
+                        out[i] = embedding
+        return out  # type: ignore[return-value]
 
 
 class DeepSpectrumFc7(_PretrainedExtractor):
     """AlexNet fc7 (after its ReLU, 4096-d) of the clip's viridis mel-spectrogram image."""
 
-    def __init__(self, weights: WeightsRef | None = None, vad: str = "none", device: str = "auto"):
+    def __init__(self, weights: WeightsRef | None = None, vad: str = "none", device: str = "auto",
+                 batch_size: int = 64):
         self.weights = weights
         self.vad = vad
         self.device = device
+        self.batch_size = batch_size
 
     def build_network(self):
         from .deepspectrum import AlexNetFeatures, load_alexnet_weights
@@ -107,9 +148,14 @@ class DeepSpectrumFc7(_PretrainedExtractor):
             load_alexnet_weights(net, self.weights.path)
         return net
 
-    def extract_audio(self, audio: np.ndarray, sample_rate: int, clip: Clip) -> np.ndarray:
-        from .deepspectrum import fc7_features, spectrogram_image
+    def prepare_audio(self, audio: np.ndarray, sample_rate: int, clip: Clip) -> np.ndarray:
+        from .deepspectrum import spectrogram_image
 
-        image = spectrogram_image(self._trimmed(audio, sample_rate, clip), sample_rate)
+        return spectrogram_image(self._trimmed(audio, sample_rate, clip), sample_rate)
+
+    def extract_batch(self, prepared: Sequence[np.ndarray]) -> list[np.ndarray]:
+        from .deepspectrum import fc7_features
+
         net = self.network()
-        return fc7_features(image[None], net, device=str(next(net.parameters()).device))[0]
+        return list(fc7_features(np.stack(prepared), net, batch_size=self.batch_size,
+                                 device=str(next(net.parameters()).device)))
