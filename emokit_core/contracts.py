@@ -18,7 +18,6 @@ if TYPE_CHECKING:  # numpy is not imported at start-up: `emokit --help` stays fa
 SPEECH = "speech"
 FACE = "face"
 FUSION = "fusion"
-MODALITIES = (SPEECH, FACE)
 
 
 @dataclass(frozen=True)
