@@ -37,7 +37,7 @@ def test_demo_clip_gives_a_face_and_a_saliency_map_per_frame(tiny_demo):
     assert out.dtype == np.uint8 and out.shape[1:] == (2, 48, 48) and len(out) > 80  # every frame, 30 fps
     face, saliency = out[0, 0].astype(int), out[0, 1].astype(int)
     assert face.std() > 10 and face.min() < 150  # a drawn face, not a white band
-    assert saliency.max() == 255 and saliency.min() < 128
+    assert saliency.max() > 200 and saliency.min() < 128  # normalised map, area-resized to 48x48
 
 
 def write_video(path, frames, fps=25):
