@@ -8,6 +8,7 @@ clip's label) and an aggregator on the per-clip sequences of its outputs.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Sequence
 
 import numpy as np
@@ -55,22 +56,39 @@ class FrameClipModel(ClassifierMixin, BaseEstimator):
             frames = frames[np.linspace(0, len(frames) - 1, cap).round().astype(int)]
         return frames.reshape(len(frames), -1)
 
-    def fit(self, X: Sequence[np.ndarray], y: np.ndarray) -> "FrameClipModel":
+    def fit(self, X: Sequence[np.ndarray], y: np.ndarray, groups: np.ndarray | None = None) -> "FrameClipModel":
         y = np.asarray(y)
         parts = [self._subsample(x) for x in X]
-        frames = np.concatenate(parts).astype(np.float32)
-        labels = np.repeat(y, [len(p) for p in parts])
-        self.frame_classifier_ = clone(self.frame_classifier).fit(frames, labels)
+        frames = np.concatenate(parts)  # kept in its stored dtype (uint8 frames stay small)
+        counts = [len(p) for p in parts]
+        labels = np.repeat(y, counts)
+        self.frame_classifier_ = clone(self.frame_classifier)
+        if groups is not None and "groups" in inspect.signature(self.frame_classifier_.fit).parameters:
+            # Frames carry their clip's actor, so early stopping validates on whole actors.
+            self.frame_classifier_.fit(frames, labels, groups=np.repeat(np.asarray(groups), counts))
+        else:
+            self.frame_classifier_.fit(frames, labels)
         self.classes_ = self.frame_classifier_.classes_
-        self.aggregator_ = clone(self.aggregator).fit(self.frame_outputs(X), y)
+        aggregator = clone(self.aggregator)
+        outputs = self.frame_outputs(X)
+        if groups is not None and "groups" in inspect.signature(aggregator.fit).parameters:
+            aggregator.fit(outputs, y, groups=groups)
+        else:
+            aggregator.fit(outputs, y)
+        self.aggregator_ = aggregator
         return self
 
     def frame_outputs(self, X: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Posteriors of every frame, one ``[frames, classes]`` array per clip."""
+        """What the aggregator reads for every frame, one ``[frames, dim]`` array per clip: the
+        frame classifier's ``transform`` where it has one (e.g. an STN's flatten-810), else its
+        posteriors."""
         out = []
         for x in X:
-            x = np.asarray(x)
-            out.append(self.frame_classifier_.predict_proba(x.reshape(len(x), -1).astype(np.float32)))
+            x = np.asarray(x).reshape(len(x), -1)
+            if hasattr(self.frame_classifier_, "transform"):
+                out.append(self.frame_classifier_.transform(x))
+            else:
+                out.append(self.frame_classifier_.predict_proba(x))
         return out
 
     def predict_proba(self, X: Sequence[np.ndarray]) -> np.ndarray:

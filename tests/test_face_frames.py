@@ -75,3 +75,23 @@ def test_saliency_and_detector_are_components():
     assert saliency.shape == (128, 128) and saliency.max() == pytest.approx(1.0)
     with pytest.raises(UnknownNameError, match="unknown component 'learned'"):
         FaceSaliencyFrames(saliency="learned").saliency_model()
+
+
+@pytest.mark.parametrize("pipeline, fast", [
+    ("face.stn_vote", {"stn_max_epochs": "2", "frames_per_clip": "4"}),
+    ("face.stn_bilstm", {"stn_max_epochs": "2", "frames_per_clip": "4", "lstm_max_epochs": "2", "hidden": "16"}),
+])
+def test_face_pipelines_run_on_demo_clips(tmp_path, tiny_demo, pipeline, fast):
+    from emokit_core.cache import FeatureCache
+    from emokit_core.corpora import read_ravdess
+    from emokit_core.plugins import PluginHost
+    from emokit_core.registry import Registry
+    from emokit_core.runner import Runner
+
+    corpus = read_ravdess(tiny_demo, folds="grouped")
+    reg = Registry(tmp_path / "r.db")
+    runner = Runner(PluginHost(), reg, FeatureCache(tmp_path / "cache"), workers=2)
+    outcome = runner.run([pipeline], corpus, overrides={pipeline: fast})
+    run = reg.get_run(outcome.runs[0].run_id)
+    assert run["status"] == "finished" and len(run["fold_results"]) == 5
+    assert len(reg.predictions(run["run_id"])) == len(corpus.clips)

@@ -1,0 +1,87 @@
+"""The saliency-guided STN fine-tuned on frames (paper 3.3.2 and 4.2): frames inherit their
+clip's label; batch 128, Adam lr 1e-3, dropout 0.5, weighted cross-entropy, early stopping
+on the validation accuracy of held-out *training* actors with patience 30, at most 500
+epochs.  After fitting it gives each frame's posteriors, fc50 or flatten-810 activations
+(``transform``) to an aggregator (max-voting, attention bi-LSTM)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+
+from emokit_core.specs import WeightsRef
+from emokit_core.training import NetworkClassifier
+
+
+class STNFrameClassifier(NetworkClassifier):
+    """Frames ``[2, size, size]`` (face, saliency; uint8) -> emotion, one frame at a time."""
+
+    def __init__(self, weights: WeightsRef | None = None, frame_output: str = "posteriors", size: int = 48,
+                 lr: float = 1e-3, dropout: float = 0.5, batch_size: int = 128, max_epochs: int = 500,
+                 patience: int = 30, val_fraction: float = 0.2, device: str = "auto", random_state: int = 0):
+        self.weights = weights
+        self.frame_output = frame_output
+        self.size = size
+        self.lr = lr
+        self.dropout = dropout
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.val_fraction = val_fraction
+        self.device = device
+        self.random_state = random_state
+
+    eval_every = 0  # once per epoch
+
+    def step_budget(self, n_train: int) -> int:
+        return self.max_epochs * max(1, math.ceil(n_train / self.batch_size))
+
+    def build_network(self, n_classes: int, pretrained: bool):
+        from .stn import SaliencyGuidedSTN, load_stn_checkpoint
+
+        net = SaliencyGuidedSTN(n_classes=n_classes, dropout=self.dropout)
+        if pretrained and self.weights is not None:
+            load_stn_checkpoint(net, self.weights.path, n_classes=n_classes)  # AffectNet heads are replaced
+        return net
+
+    def make_batch(self, items: Sequence[np.ndarray], device: str, rng: np.random.Generator | None):
+        import torch
+
+        frames = np.stack([np.asarray(i) for i in items]).reshape(-1, 2, self.size, self.size)
+        return torch.from_numpy(frames).to(device).float().div_(255.0)
+
+    def log_probs(self, net, batch):
+        import torch
+
+        return torch.log_softmax(net(batch[:, :1], batch[:, 1:], output="logits"), dim=-1)
+
+    def fit(self, X: Sequence[np.ndarray], y: np.ndarray, groups: np.ndarray | None = None) -> "STNFrameClassifier":
+        import torch
+        from sklearn.utils.class_weight import compute_class_weight
+
+        classes = np.unique(y)
+        # Weighted cross-entropy: RAVDESS has half as many neutral clips as the other classes.
+        self.class_weights_ = torch.as_tensor(compute_class_weight("balanced", classes=classes, y=np.asarray(y)),
+                                              dtype=torch.float32, device=_device_of(self))
+        return super().fit(X, y, groups=groups)
+
+    def transform(self, X: Sequence[np.ndarray]) -> np.ndarray:
+        """Each frame's ``frame_output``: posteriors, fc50 or the 810-d flatten."""
+        import torch
+
+        device = _device_of(self)
+        net = self._fitted_network(device).eval()
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(X), 4 * self.batch_size):
+                batch = self.make_batch(X[start: start + 4 * self.batch_size], device, None)
+                out.append(net(batch[:, :1], batch[:, 1:], output=self.frame_output).float().cpu())
+        return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
+
+
+def _device_of(model: Any) -> str:
+    from emokit_core.training import pick_device
+
+    return pick_device(model.device)
