@@ -10,9 +10,7 @@ Features are extracted once per clip (one decode for all pipelines) into the fea
 from __future__ import annotations
 
 import inspect
-import os
 import pickle
-import socket
 import sys
 import time
 from collections import deque

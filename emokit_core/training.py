@@ -10,6 +10,7 @@ log-probabilities, :meth:`make_optimizer` / :meth:`loss`.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import numpy as np
@@ -50,8 +51,8 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
     validation part (accuracy, or macro-F1 with ``val_metric="macro_f1"``) and keeps the best
     state; it stops after ``patience`` checks without improvement or after ``max_steps``.
     Subclasses define the parameters used here in their ``__init__``: batch_size,
-    eval_every, patience, val_fraction, device, random_state, and max_steps (or override
-    :meth:`step_budget`, e.g. to count epochs); they may set ``val_metric``.
+    eval_every, patience, val_fraction, device, random_state, and max_epochs or max_steps
+    (or override :meth:`step_budget`); they may set ``val_metric``.
     """
 
     val_metric = "accuracy"
@@ -68,7 +69,10 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
         return net(batch)
 
     def step_budget(self, n_train: int) -> int:
-        """Training steps at most (a subclass counting epochs converts them here)."""
+        """Training steps at most: ``max_epochs`` passes over the training part where the
+        subclass counts epochs, else ``max_steps``."""
+        if hasattr(self, "max_epochs"):
+            return self.max_epochs * max(1, math.ceil(n_train / self.batch_size))
         return self.max_steps
 
     def make_optimizer(self, parameters):

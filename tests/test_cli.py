@@ -6,7 +6,6 @@ import sqlite3
 import subprocess
 import sys
 
-import pytest
 
 EMOKIT = [sys.executable, "-m", "emokit_cli"]
 

@@ -149,8 +149,8 @@ def test_wrong_architecture_names_mismatching_keys(upstream_ckpt, tmp_path):
     msg = str(err.value)
     assert isinstance(err.value, EmokitError)
     assert str(path) in msg and "shape mismatch" in msg
-    assert "logmel_extractor.melW: file (257, 64) vs model (257, 128)" in msg
-    assert "bn0.weight" in msg and "5 shape mismatch(es)" in msg
+    assert "logmel_extractor.melW: file [257, 64] vs model [257, 128]" in msg
+    assert "bn0.weight" in msg and "5 shape mismatches" in msg
     assert "Cnn14_16k_mAP=0.438.pth" in err.value.hint
 
     # a Cnn6-like state dict: 5x5 single-conv blocks, four of them, 512-d fc1
@@ -169,9 +169,9 @@ def test_wrong_architecture_names_mismatching_keys(upstream_ckpt, tmp_path):
         cnn14.load_panns_checkpoint(Cnn14(width=0.0625), cnn6_path)
     msg = str(err.value)
     assert str(cnn6_path) in msg
-    assert "missing key(s): spectrogram_extractor.stft.conv_real.weight" in msg
-    assert "1 unexpected key(s): fc_extra.weight" in msg
-    assert "conv_block1.conv1.weight: file (64, 1, 5, 5) vs model (4, 1, 3, 3)" in msg
+    assert "missing keys (spectrogram_extractor.stft.conv_real.weight" in msg
+    assert "1 unexpected key (fc_extra.weight)" in msg
+    assert "conv_block1.conv1.weight: file [64, 1, 5, 5] vs model [4, 1, 3, 3]" in msg
     assert "more)" in msg  # long lists are cut, with a count
 
 

@@ -13,7 +13,7 @@ import pytest
 from emokit_core import hookspecs
 from emokit_core.errors import PluginError, UnknownNameError
 from emokit_core.plugins import PluginHost, module_source
-from emokit_core.specs import ComponentSpec, CorpusSpec, Param, PipelineSpec, Recipe
+from emokit_core.specs import ComponentSpec, CorpusSpec, Param, PipelineSpec
 
 HOOKS = sorted(name for name, fn in vars(hookspecs).items()
                if callable(fn) and hasattr(fn, "emokit_spec"))

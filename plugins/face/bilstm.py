@@ -17,7 +17,6 @@ embeddings), giving one verdict per video.
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import numpy as np
@@ -120,9 +119,6 @@ class BiLSTMAggregator(NetworkClassifier):
         self.random_state = random_state
 
     # -- NetworkClassifier hooks --------------------------------------------------------------
-    def step_budget(self, n_train: int) -> int:
-        return self.max_epochs * max(1, math.ceil(n_train / self.batch_size))
-
     def build_network(self, n_classes: int, pretrained: bool):
         return AttentionBiLSTM(self.n_features_in_, n_classes, hidden=self.hidden, layers=self.layers,
                                dropout=self.dropout)

@@ -6,7 +6,6 @@ epochs.  After fitting it gives each frame's posteriors, fc50 or flatten-810 act
 
 from __future__ import annotations
 
-import math
 from typing import Any, Sequence
 
 import numpy as np
@@ -34,9 +33,6 @@ class STNFrameClassifier(NetworkClassifier):
         self.random_state = random_state
 
     eval_every = 0  # once per epoch
-
-    def step_budget(self, n_train: int) -> int:
-        return self.max_epochs * max(1, math.ceil(n_train / self.batch_size))
 
     def build_network(self, n_classes: int, pretrained: bool):
         from .stn import SaliencyGuidedSTN, load_stn_checkpoint

@@ -24,9 +24,6 @@ The sampler uses ``align_corners=False`` (PyTorch's default since 1.3, which the
 
 from __future__ import annotations
 
-import hashlib
-import io
-import pickle
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -35,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from emokit_core.checkpoints import key_differences, load_state
 from emokit_core.errors import WeightsError
 
 __all__ = [
@@ -181,54 +179,6 @@ class SaliencyGuidedSTN(nn.Module):
 
 
 # -- checkpoints -----------------------------------------------------------------------------
-def _describe(keys: list[str], limit: int = 6) -> str:
-    shown = ", ".join(keys[:limit])
-    return shown + (f", ... (+{len(keys) - limit} more)" if len(keys) > limit else "")
-
-
-def _read_checkpoint(path: Path) -> tuple[Any, str]:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise WeightsError(f"weights file {path} cannot be opened: {exc.strerror or exc}",
-                           hint=_CHECKPOINT_HINT) from exc
-    sha256 = hashlib.sha256(data).hexdigest()
-    try:
-        obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        if "Unsupported global" in str(exc) or "weights_only" in str(exc):
-            raise WeightsError(f"weights file {path} holds Python objects other than tensors and plain "
-                               "containers; only weights-only checkpoints are loaded",
-                               hint=_CHECKPOINT_HINT) from exc
-        raise WeightsError(f"weights file {path} cannot be read as a torch checkpoint (corrupted or "
-                           f"truncated? {type(exc).__name__})", hint=_CHECKPOINT_HINT) from exc
-    except Exception as exc:  # zip / EOF / runtime errors from a damaged file
-        raise WeightsError(f"weights file {path} cannot be read as a torch checkpoint (corrupted or "
-                           f"truncated? {type(exc).__name__}: {exc})"[:400], hint=_CHECKPOINT_HINT) from exc
-    return obj, sha256
-
-
-def _unwrap(obj: Any, source: str) -> tuple[dict[str, torch.Tensor], list[str]]:
-    if not isinstance(obj, Mapping):
-        raise WeightsError(f"{source} holds a {type(obj).__name__}, not a state dict", hint=_CHECKPOINT_HINT)
-    extra: list[str] = []
-    for wrapper in ("state_dict", "model", "model_state_dict", "net"):
-        inner = obj.get(wrapper)
-        if isinstance(inner, Mapping):
-            extra = sorted(str(k) for k in obj if k != wrapper)
-            obj = inner
-            break
-    bad = [str(k) for k, v in obj.items() if not isinstance(v, torch.Tensor)]
-    if bad or not obj:
-        raise WeightsError(f"{source} is not a state dict of tensors"
-                           + (f" (non-tensor entries: {_describe(bad)})" if bad else " (it is empty)"),
-                           hint=_CHECKPOINT_HINT)
-    state = {str(k): v for k, v in obj.items()}
-    if all(k.startswith("module.") for k in state):  # saved from DataParallel
-        state = {k[len("module."):]: v for k, v in state.items()}
-    return state, extra
-
-
 def load_stn_checkpoint(model: SaliencyGuidedSTN, path_or_state: str | Path | Mapping,
                         n_classes: int = 8) -> dict[str, Any]:
     """Load a saliency-STN checkpoint into ``model``; its class layer ends with ``n_classes`` outputs.
@@ -249,40 +199,22 @@ def load_stn_checkpoint(model: SaliencyGuidedSTN, path_or_state: str | Path | Ma
     """
     if int(n_classes) < 1:
         raise ValueError(f"n_classes must be a positive integer, got {n_classes!r}")
-    sha256 = None
-    if isinstance(path_or_state, (str, Path)):
-        path = Path(path_or_state)
-        source = f"weights file {path}"
-        obj, sha256 = _read_checkpoint(path)
-    elif isinstance(path_or_state, Mapping):
-        source = "the given state dict"
-        obj = path_or_state
-    else:
-        raise TypeError(f"expected a path or a state dict, got {type(path_or_state).__name__}")
-    state, extra = _unwrap(obj, source)
-
+    state, extra, source, sha256 = load_state(path_or_state, _CHECKPOINT_HINT,
+                                              wrappers=("state_dict", "model", "model_state_dict", "net"))
     expected = {k: v for k, v in model.state_dict().items() if k not in _HEAD_KEYS}
-    missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]
-    missing += [k for k in _HEAD_KEYS if k not in state]
-    unexpected = [k for k in state if k not in expected and k not in _HEAD_KEYS]
-    mismatched = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(v.shape)}"
-                  for k, v in expected.items() if k in state and state[k].shape != v.shape]
+    parts = key_differences(expected, {k: v for k, v in state.items() if k not in _HEAD_KEYS})
+    missing_head = [k for k in _HEAD_KEYS if k not in state]
+    if missing_head:
+        parts.append(f"missing class layer ({', '.join(missing_head)})")
     head_w, head_b = state.get("fc2.weight"), state.get("fc2.bias")
     file_classes = None
     if head_w is not None and head_b is not None:
         if head_w.dim() != 2 or head_w.shape[1] != EMBED_DIM or head_b.shape != (head_w.shape[0],):
-            mismatched.append(f"fc2: file weight {tuple(head_w.shape)} / bias {tuple(head_b.shape)} vs "
-                              f"model (k, {EMBED_DIM}) / (k,)")
+            parts.append(f"fc2: file weight {list(head_w.shape)} / bias {list(head_b.shape)} vs "
+                         f"model [k, {EMBED_DIM}] / [k]")
         else:
             file_classes = int(head_w.shape[0])
-    if missing or unexpected or mismatched:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing key(s): {_describe(missing)}")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected key(s): {_describe(unexpected)}")
-        if mismatched:
-            parts.append(f"{len(mismatched)} shape mismatch(es): {_describe(mismatched, 3)}")
+    if parts:
         raise WeightsError(f"{source} does not fit SaliencyGuidedSTN (Deep_Emotion_Saliency layout): "
                            + "; ".join(parts), hint=_CHECKPOINT_HINT)
 

@@ -28,11 +28,7 @@ with zeros (``pad_mode="zeros"``); an empty clip becomes silence.
 
 from __future__ import annotations
 
-import hashlib
-import io
 import math
-import pickle
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -42,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from emokit_core.checkpoints import key_differences, load_state
 from emokit_core.errors import WeightsError
 
 __all__ = [
@@ -379,70 +376,6 @@ def save_panns_checkpoint(model: nn.Module, path: str | Path) -> Path:
     return path
 
 
-def _describe(keys: list[str], limit: int = 5) -> str:
-    shown = ", ".join(keys[:limit])
-    return shown + (f", … (+{len(keys) - limit} more)" if len(keys) > limit else "")
-
-
-def _numpy_safe_globals() -> list:
-    """numpy arrays, scalars and dtypes, allowed in a weights-only load (training checkpoints often
-    carry a sampler state made of them); object arrays still go through the restricted unpickler."""
-    core = getattr(np, "_core", None) or np.core
-    allowed: list = [np.ndarray, np.dtype]
-    dtypes = getattr(np, "dtypes", None)
-    if dtypes is not None:
-        allowed += [getattr(dtypes, n) for n in dir(dtypes) if n.endswith("DType")]
-    for module in ("numpy.core.multiarray", "numpy._core.multiarray"):  # pickles from numpy 1.x and 2.x
-        allowed += [(core.multiarray._reconstruct, f"{module}._reconstruct"),
-                    (core.multiarray.scalar, f"{module}.scalar")]
-    return allowed
-
-
-def _read_checkpoint(path: Path) -> tuple[Any, str]:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise WeightsError(f"weights file {path} cannot be opened: {exc.strerror or exc}",
-                           hint=_CHECKPOINT_HINT) from exc
-    sha256 = hashlib.sha256(data).hexdigest()
-    try:
-        with torch.serialization.safe_globals(_numpy_safe_globals()):
-            obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        refused = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
-        if refused:  # a valid pickle, but it needs a class that a weights-only load will not import
-            raise WeightsError(
-                f"weights file {path} holds Python objects other than tensors and plain containers "
-                f"({refused.group(1)}); it is not loaded (only weights-only checkpoints are unpickled)",
-                hint=_CHECKPOINT_HINT + "; or re-save just its state dict as {'model': state_dict}") from exc
-        raise WeightsError(f"weights file {path} cannot be read as a torch checkpoint "
-                           f"(corrupted or truncated? {type(exc).__name__})", hint=_CHECKPOINT_HINT) from exc
-    except Exception as exc:  # zip/EOF/runtime errors from a damaged file
-        raise WeightsError(f"weights file {path} cannot be read as a torch checkpoint "
-                           f"(corrupted or truncated? {type(exc).__name__}: {exc})"[:400],
-                           hint=_CHECKPOINT_HINT) from exc
-    return obj, sha256
-
-
-def _extract_state_dict(obj: Any, source: str) -> tuple[dict[str, torch.Tensor], list[str]]:
-    if not isinstance(obj, Mapping):
-        raise WeightsError(f"{source} holds a {type(obj).__name__}, not a state dict or a dict with 'model'",
-                           hint=_CHECKPOINT_HINT)
-    extra: list[str] = []
-    if "model" in obj and isinstance(obj["model"], Mapping):
-        extra = sorted(str(k) for k in obj if k != "model")
-        obj = obj["model"]
-    bad = [str(k) for k, v in obj.items() if not isinstance(v, torch.Tensor)]
-    if bad or not obj:
-        raise WeightsError(f"{source} is not a state dict of tensors"
-                           + (f" (non-tensor entries: {_describe(bad)})" if bad else " (it is empty)"),
-                           hint=_CHECKPOINT_HINT)
-    state = {str(k): v for k, v in obj.items()}
-    if all(k.startswith("module.") for k in state):  # saved from a DataParallel wrapper
-        state = {k[len("module."):]: v for k, v in state.items()}
-    return state, extra
-
-
 def load_panns_checkpoint(model: nn.Module, path_or_state: str | Path | Mapping) -> dict[str, Any]:
     """Load PANNs weights into ``model`` strictly and return a summary.
 
@@ -454,31 +387,10 @@ def load_panns_checkpoint(model: nn.Module, path_or_state: str | Path | Mapping)
     no ``fc_transfer``); a fine-tuned model's own checkpoint loads into a model with the same head. Returns ``{"source", "sha256" (files only), "n_tensors", "n_parameters",
     "extra_keys"}``.
     """
-    sha256 = None
-    if isinstance(path_or_state, (str, Path)):
-        path = Path(path_or_state)
-        source = f"weights file {path}"
-        obj, sha256 = _read_checkpoint(path)
-    elif isinstance(path_or_state, Mapping):
-        source = "the given state dict"
-        obj = path_or_state
-    else:
-        raise TypeError(f"expected a path or a state dict, got {type(path_or_state).__name__}")
-    state, extra = _extract_state_dict(obj, source)
-
+    state, extra, source, sha256 = load_state(path_or_state, _CHECKPOINT_HINT, wrappers=("model",))
     expected = model.state_dict()
-    missing = [k for k in expected if k not in state and not k.endswith(".num_batches_tracked")]
-    unexpected = [k for k in state if k not in expected]
-    mismatched = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
-                  for k in expected if k in state and state[k].shape != expected[k].shape]
-    if missing or unexpected or mismatched:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing key(s): {_describe(missing)}")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected key(s): {_describe(unexpected)}")
-        if mismatched:
-            parts.append(f"{len(mismatched)} shape mismatch(es): {_describe(mismatched, 3)}")
+    parts = key_differences(expected, state)
+    if parts:
         config = getattr(model, "config", None)
         arch = f"{type(model).__name__}({', '.join(f'{k}={v}' for k, v in config.items())})" if config \
             else type(model).__name__

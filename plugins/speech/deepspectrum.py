@@ -62,6 +62,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from emokit_core.checkpoints import key_differences, load_state
 from emokit_core.errors import MediaError, WeightsError
 
 __all__ = [
@@ -366,67 +367,16 @@ class AlexNetFeatures(nn.Module):
         return f"output=fc7{'+relu' if self.relu else ''}, preprocessing={self.preprocessing!r}"
 
 
-def _read_state(path_or_state) -> tuple[Mapping, str]:
-    """A state dict and a name for messages, from a mapping or a ``torch.save`` file."""
-    if isinstance(path_or_state, Mapping):
-        state, source = path_or_state, "the given state dict"
-    else:
-        path = Path(path_or_state)
-        source = f"weights file {path}"
-        if not path.is_file():
-            raise WeightsError(f"{source} does not exist", hint=_WEIGHTS_HINT)
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # truncated zip, not a torch file, pickled objects, I/O error, ...
-            reason = _load_failure(exc)
-            if "Unsupported global" in reason:
-                raise WeightsError(f"{source} holds pickled Python objects, not a plain state dict of tensors "
-                                   f"(torch.load(weights_only=True) refused {reason})", hint=_WEIGHTS_HINT) from exc
-            raise WeightsError(f"{source} cannot be read as a torch checkpoint; it may be truncated or corrupt "
-                               f"({reason})", hint=_WEIGHTS_HINT) from exc
-    if not isinstance(state, Mapping):
-        raise WeightsError(f"{source} holds a {type(state).__name__}, not a state dict", hint=_WEIGHTS_HINT)
-    not_tensors = [str(k) for k, v in state.items() if not isinstance(v, torch.Tensor)]
-    if not_tensors:
-        raise WeightsError(f"{source} is not a state dict of tensors: {_listing(not_tensors)} "
-                           f"hold{'s' if len(not_tensors) == 1 else ''} other objects", hint=_WEIGHTS_HINT)
-    return state, source
-
-
-def _load_failure(exc: Exception) -> str:
-    """One short line saying why ``torch.load`` failed (its own messages run to a paragraph)."""
-    text = " ".join(str(exc).split())
-    marker = "WeightsUnpickler error:"
-    if marker in text:
-        text = text.split(marker, 1)[1].split(" Check the documentation")[0].strip().split(". ")[0]
-    text = text[:200] or type(exc).__name__
-    return f"{type(exc).__name__}: {text}"
-
-
-def _listing(keys: list[str], first: int = 5) -> str:
-    shown = ", ".join(keys[:first])
-    return shown + (f", ... (+{len(keys) - first} more)" if len(keys) > first else "")
-
-
 def _check_fit(model: nn.Module, state: Mapping, source: str, ignore: frozenset[str] = frozenset()) -> None:
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items() if k not in ignore}
-    given = {str(k): tuple(v.shape) for k, v in state.items() if str(k) not in ignore}
-    missing = [k for k in expected if k not in given]
-    unexpected = [k for k in given if k not in expected]
-    mismatched = [k for k in expected if k in given and given[k] != expected[k]]
-    if not (missing or unexpected or mismatched):
+    expected = {k: v for k, v in model.state_dict().items() if k not in ignore}
+    given = {k: v for k, v in state.items() if k not in ignore}
+    parts = key_differences(expected, given)
+    if not parts:
         return
-    parts = []
-    if missing:
-        parts.append(f"{len(missing)} missing key{'s' if len(missing) > 1 else ''} ({_listing(missing)})")
-    if unexpected:
-        parts.append(f"{len(unexpected)} unexpected key{'s' if len(unexpected) > 1 else ''} "
-                     f"({_listing(unexpected)})")
-    if mismatched:
-        shown = [f"{k}: file {list(given[k])} vs model {list(expected[k])}" for k in mismatched]
-        parts.append(f"{len(mismatched)} shape mismatch{'es' if len(mismatched) > 1 else ''} ({_listing(shown)})")
+    mismatched = [k for k, v in expected.items() if k in given and tuple(given[k].shape) != tuple(v.shape)]
+    only_head = (len(parts) == 1 and mismatched and all(k.startswith("classifier.6.") for k in mismatched))
     hint = _WEIGHTS_HINT
-    if mismatched and not (missing or unexpected) and all(k.startswith("classifier.6.") for k in mismatched):
+    if only_head:
         hint += "; to start from ImageNet weights with another number of classes use alexnet_classifier(n, state)"
     raise WeightsError(f"{source} does not fit {type(model).__name__} (torchvision's AlexNet layout): "
                        + "; ".join(parts), hint=hint)
@@ -442,7 +392,7 @@ def load_alexnet_weights(model: nn.Module, path_or_state: str | Path | Mapping) 
     naming the file and the first few missing, unexpected and shape-mismatched keys with
     their counts; nothing is loaded then.
     """
-    state, source = _read_state(path_or_state)
+    state, _, source, _ = load_state(path_or_state, _WEIGHTS_HINT, wrappers=())
     _check_fit(model, state, source)
     model.load_state_dict(state, strict=True)
     return model
@@ -468,7 +418,7 @@ def alexnet_classifier(n_classes: int, state: str | Path | Mapping | None = None
         raise ValueError(f"n_classes must be a positive integer, got {n_classes!r}")
     model = alexnet(weights=None)
     if state is not None:
-        loaded, source = _read_state(state)
+        loaded, _, source, _ = load_state(state, _WEIGHTS_HINT, wrappers=())
         _check_fit(model, loaded, source, ignore=_HEAD)
         body = {k: v for k, v in loaded.items() if k not in _HEAD}
         result = model.load_state_dict(body, strict=False)

@@ -12,7 +12,6 @@ the held-out fold is never seen.  The extractors cache what the networks read: t
 
 from __future__ import annotations
 
-import math
 from typing import Any, Sequence
 
 import numpy as np
@@ -127,9 +126,6 @@ class AlexNetFineTuner(NetworkClassifier):
         self.val_fraction = val_fraction
         self.device = device
         self.random_state = random_state
-
-    def step_budget(self, n_train: int) -> int:
-        return self.max_epochs * max(1, math.ceil(n_train / self.batch_size))
 
     def build_network(self, n_classes: int, pretrained: bool):
         from .deepspectrum import alexnet_classifier
