@@ -17,6 +17,7 @@ def runs_command(
     corpus: Optional[str] = typer.Option(None, "--corpus", help="only runs on this corpus"),
     model: Optional[str] = typer.Option(None, "--model", help="only runs of this pipeline"),
     limit: int = typer.Option(50, "--limit", help="newest N runs"),
+    tag: Optional[str] = typer.Option(None, "--tag", help="only runs tagged KEY or KEY=VALUE"),
     registry: Optional[str] = RegistryOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -24,7 +25,7 @@ def runs_command(
     if ctx.invoked_subcommand is not None:
         ctx.obj = registry
         return
-    runs = open_registry(registry).list_runs(corpus=corpus, model=model, limit=limit)
+    runs = open_registry(registry).list_runs(corpus=corpus, model=model, limit=limit, tag=tag)
     if as_json:
         print_json(runs)
         return
@@ -67,6 +68,7 @@ def show_command(
             head.add_row(key, str(run[key]))
     head.add_row("params", ", ".join(f"{k}={v!r}" for k, v in (run.get("params") or {}).items()) or "-")
     head.add_row("libraries", ", ".join(f"{k} {v}" for k, v in (run.get("library_versions") or {}).items()))
+    head.add_row("tags", ", ".join(f"{k}={v}" for k, v in (run.get("tags") or {}).items()) or "-")
     out.print(head)
     folds = Table(title="folds", title_justify="left")
     for column in ("fold", "held-out actors", "train", "test", "accuracy %", "macro-F1 %", "seconds", "artifacts"):

@@ -19,7 +19,7 @@ FOLDS = [["01", "02"], ["03", "04"]]
 CLASSES = ["neutral", "happy", "sad"]
 
 
-HEAD = "0002"
+HEAD = "0003"
 
 
 def _reg(tmp_path: Path) -> Registry:

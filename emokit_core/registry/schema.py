@@ -126,6 +126,16 @@ class RunInput(Base):
     input_run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
 
 
+class RunTag(Base):
+    """A ``key = value`` label on a run (MLflow-like): grid coordinates, notes, provenance."""
+
+    __tablename__ = "run_tags"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
 class FoldResult(Base):
     __tablename__ = "fold_results"
     __table_args__ = (UniqueConstraint("run_id", "fold"),)

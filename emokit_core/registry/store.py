@@ -54,6 +54,7 @@ from .schema import (
     Run,
     RunArtifact,
     RunInput,
+    RunTag,
     Score,
     Weights,
     utcnow,
@@ -761,9 +762,13 @@ class Registry:
         model: str | None = None,
         status: str | Iterable[str] | None = None,
         limit: int | None = None,
+        tag: str | None = None,
     ) -> list[dict[str, Any]]:
         """Runs, newest first: run_id, model, modality, version, corpus, status, timings,
-        n_folds (recorded), pooled ``scores`` and ``accuracy``."""
+        n_folds (recorded), pooled ``scores``, ``accuracy`` and ``tags``.
+
+        ``tag``: only runs carrying the tag ``"key"`` (any value) or ``"key=value"``.
+        """
         q = self._run_summary_select()
         if corpus is not None:
             q = q.where(Corpus.name == corpus)
@@ -771,6 +776,15 @@ class Registry:
             q = q.where(Model.name == model)
         if status is not None:
             q = q.where(Run.status.in_([status] if isinstance(status, str) else list(status)))
+        if tag is not None:
+            key, has_value, value = tag.partition("=")
+            key = key.strip()
+            if not key:
+                raise RegistryError(f"bad tag filter {tag!r}", "write KEY or KEY=VALUE, e.g. --tag grid=fusion")
+            cond = and_(RunTag.run_id == Run.id, RunTag.key == key)
+            if has_value:
+                cond = and_(cond, RunTag.value == value)
+            q = q.where(select(RunTag.run_id).where(cond).exists())
         q = q.order_by(Run.id.desc())
         if limit is not None:
             q = q.limit(int(limit))
@@ -779,6 +793,7 @@ class Registry:
             ids = [r["run_id"] for r in rows]
             scores = self._pooled_scores(conn, ids)
             n_folds = self._counts(conn, FoldResult.run_id, ids)
+            tags = self._tags(conn, ids)
         out = []
         for r in rows:
             d = dict(r)
@@ -786,8 +801,46 @@ class Registry:
             d["n_folds"] = n_folds.get(d["run_id"], 0)
             d["scores"] = scores[d["run_id"]]
             d["accuracy"] = d["scores"].get("accuracy")
+            d["tags"] = tags[d["run_id"]]
             out.append(d)
         return out
+
+    def _tags(self, conn: Connection, run_ids: Sequence[int]) -> dict[int, dict[str, str]]:
+        out: dict[int, dict[str, str]] = {rid: {} for rid in run_ids}
+        if run_ids:
+            for r in conn.execute(
+                select(RunTag.run_id, RunTag.key, RunTag.value).where(RunTag.run_id.in_(list(run_ids))).order_by(RunTag.key)
+            ):
+                out[r.run_id][r.key] = r.value
+        return out
+
+    def set_tags(self, run_id: int, tags: Mapping[str, str]) -> None:
+        """Set ``key = value`` tags on a run (any status); an existing key gets the new value.
+
+        Keys are non-empty strings of at most 200 characters without ``=``; values are stored as text
+        (numbers are written with ``str``).
+        """
+        run_id = int(run_id)
+        values: dict[str, str] = {}
+        for key, value in tags.items():
+            if not isinstance(key, str) or not key.strip() or "=" in key or len(key) > 200:
+                raise RegistryError(
+                    f"run {run_id}: bad tag key {key!r}",
+                    "a tag key is a non-empty string of at most 200 characters without '='",
+                )
+            if value is None:
+                raise RegistryError(f"run {run_id}: tag {key!r} has no value", "give every tag a text value")
+            values[key.strip()] = str(value)
+        if not values:
+            return
+        rows = [{"run_id": run_id, "key": k, "value": v} for k, v in values.items()]
+
+        def work(conn: Connection) -> None:
+            self._run_row(conn, run_id)
+            conn.execute(delete(RunTag).where(RunTag.run_id == run_id, RunTag.key.in_([r["key"] for r in rows])))
+            conn.execute(insert(RunTag), rows)
+
+        self._write_retrying(work)
 
     def get_run(self, run_id: int) -> dict[str, Any]:
         """Everything about one run (see the module docs); unknown id → RegistryError."""
@@ -824,6 +877,7 @@ class Registry:
                 .order_by(RunArtifact.fold, RunArtifact.name)
             ).all()
             n_pred = conn.execute(select(func.count()).select_from(Prediction).where(Prediction.run_id == run_id)).scalar()
+            tags = self._tags(conn, [run_id])[run_id]
         held_out = row["folds"]
         return {
             "run_id": run_id,
@@ -852,6 +906,7 @@ class Registry:
             "pid": row["pid"],
             "command": row["command"],
             "error": row["error"],
+            "tags": tags,
             "fold_results": [
                 {
                     "fold": f["fold"],

@@ -1,0 +1,124 @@
+"""Run tags (migration 0003), the leaderboard views and `emokit leaderboard` / `emokit runs --tag`."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from emokit_core.errors import RegistryError
+from emokit_core.registry import Registry
+
+FOLDS = [["01", "02"], ["03", "04"]]
+CLASSES = ["neutral", "happy", "sad"]
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _reg(tmp_path: Path) -> Registry:
+    return Registry(tmp_path / "registry.db")
+
+
+def _start(reg: Registry, pipeline: str = "speech.mfcc_svm", params=None, config_hash="cfg-1", corpus="demo"):
+    cid = reg.upsert_corpus(name=corpus, fingerprint="fp", classes=CLASSES, n_clips=8, root="/data")
+    return reg.start_run(pipeline=pipeline, modality=pipeline.split(".")[0].replace("fuse", "fusion"),
+                         params=params or {"C": 1.0}, config_hash=config_hash, profile="quick", seed=0,
+                         corpus_id=cid, folds=FOLDS, library_versions={}, resume=False)
+
+
+def _finish(reg: Registry, run_id: int, fold_accuracies: tuple[float, float]) -> None:
+    """Two folds of four clips: fold f gets round(4 * accuracy) clips right."""
+    for fold, acc in enumerate(fold_accuracies):
+        right = round(4 * acc)
+        preds = [(f"c{fold}{i}", FOLDS[fold][i % 2], i % 3, i % 3 if i < right else (i + 1) % 3, [1 / 3] * 3)
+                 for i in range(4)]
+        reg.record_fold(run_id, fold, n_train=4, n_test=4, seconds=0.1,
+                        scores={"accuracy": acc, "macro_f1": acc}, predictions=preds)
+    pooled = sum(fold_accuracies) / 2
+    reg.finish_run(run_id, scores={"accuracy": pooled, "ci95": 0.1, "macro_f1": pooled - 0.1, "uar": pooled - 0.05,
+                                   "zeror_accuracy": 0.375}, seconds=1.0)
+
+
+# ----------------------------------------------------------------------------- tags
+
+
+def test_tags_are_set_updated_read_and_filtered(tmp_path):
+    reg = _reg(tmp_path)
+    a, b = _start(reg).run_id, _start(reg).run_id
+    reg.set_tags(a, {"grid": "fusion", "fuser": "svm_linear"})
+    reg.set_tags(b, {"grid": "fusion", "fuser": "logreg"})
+    reg.set_tags(a, {"fuser": "svm_rbf", "C": 0.01})  # upsert; values stored as text
+    assert reg.get_run(a)["tags"] == {"C": "0.01", "fuser": "svm_rbf", "grid": "fusion"}
+    assert reg.get_run(b)["tags"] == {"fuser": "logreg", "grid": "fusion"}
+    assert [r["run_id"] for r in reg.list_runs(tag="grid")] == [b, a]
+    assert [r["run_id"] for r in reg.list_runs(tag="fuser=logreg")] == [b]
+    assert reg.list_runs(tag="fuser=svm_linear") == []
+    assert reg.list_runs(tag="C=0.01")[0]["tags"]["fuser"] == "svm_rbf"
+    assert reg.list_runs(tag="grid=")  == []  # an empty value is a value, not "any"
+    with pytest.raises(RegistryError, match="no run 99"):
+        reg.set_tags(99, {"k": "v"})
+    with pytest.raises(RegistryError, match="bad tag key"):
+        reg.set_tags(a, {"a=b": "v"})
+    with pytest.raises(RegistryError, match="bad tag filter"):
+        reg.list_runs(tag="=x")
+    reg.close()
+
+
+def test_tags_go_with_their_run(tmp_path):
+    reg = _reg(tmp_path)
+    run_id = _start(reg).run_id
+    reg.set_tags(run_id, {"k": "v"})
+    with reg.engine.begin() as conn:
+        conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+        conn.exec_driver_sql("DELETE FROM model_versions")  # cascades to runs, then to run_tags
+    with sqlite3.connect(tmp_path / "registry.db") as con:
+        assert con.execute("select count(*) from run_tags").fetchone()[0] == 0
+    con.close()
+    reg.close()
+
+
+def _alembic(db: Path, action: str, revision: str) -> None:
+    from alembic import command
+    from sqlalchemy import create_engine
+
+    from emokit_core.registry.store import _alembic_config
+
+    engine = create_engine(f"sqlite:///{db}")
+    with engine.begin() as conn:
+        getattr(command, action)(_alembic_config(conn), revision)
+    engine.dispose()
+
+
+def test_upgrade_from_0002_keeps_runs_and_downgrade_restores_the_old_views(tmp_path):
+    db = tmp_path / "registry.db"
+    _alembic(db, "upgrade", "0002")
+    with sqlite3.connect(db) as con:
+        con.execute("insert into corpora (name, fingerprint, classes, n_clips, root, created_at) "
+                    "values ('old', 'fp', '[\"a\"]', 1, '/x', '2026-01-01 00:00:00')")
+    con.close()
+    reg = Registry(db)  # opens at 0002, upgrades to 0003
+    run_id = _start(reg).run_id
+    _finish(reg, run_id, (0.5, 1.0))
+    reg.set_tags(run_id, {"k": "v"})
+    reg.close()
+    with sqlite3.connect(db) as con:
+        assert con.execute("select version_num from alembic_version").fetchall() == [("0003",)]
+        assert con.execute("select name from corpora order by id").fetchall() == [("old",), ("demo",)]
+        assert con.execute("select uar, fold_mean from leaderboard").fetchall() == [(0.7, 0.75)]
+    con.close()
+
+    _alembic(db, "downgrade", "0002")
+    with sqlite3.connect(db) as con:
+        names = {r[0] for r in con.execute("select name from sqlite_master where type in ('table', 'view')")}
+        assert "run_tags" not in names and {"leaderboard", "finished_runs"} <= names
+        columns = [d[0] for d in con.execute("select * from leaderboard").description]
+        assert "uar" not in columns and "accuracy" in columns
+        assert con.execute("select model, accuracy from leaderboard").fetchall() == [("speech.mfcc_svm", 0.75)]
+    con.close()
+    Registry(db).close()  # and up again
+    with sqlite3.connect(db) as con:
+        assert con.execute("select version_num from alembic_version").fetchall() == [("0003",)]
+    con.close()
