@@ -272,9 +272,10 @@ class Runner:
                 continue
             runs.append(self._run_modality(spec, chosen, params, weights[spec.name], recipes[spec.name],
                                            features.get(spec.name), clips, corpus, corpus_id, seed, resume, command))
+        inputs = {r.pipeline: r.run_id for r in runs}
         for spec, chosen, params in planned:
             if spec.modality == FUSION:
-                runs.append(self._run_fuser(spec, chosen, params, runs, corpus, corpus_id, seed, resume, command))
+                runs.append(self._run_fuser(spec, chosen, params, inputs, corpus, corpus_id, seed, resume, command))
         return RunOutcome(corpus, runs, skipped, self.cache.hits, self.cache.misses)
 
     def resolve_weights(self, spec: PipelineSpec, params: Mapping[str, Any]) -> dict[str, WeightsRef | None]:
@@ -454,12 +455,24 @@ class Runner:
         self._cv(spec, info, corpus, clips, y, fit_predict, f"{spec.name} (run {info.run_id})")
         return self._finish(spec, info, chosen, params, corpus, started)
 
-    def _run_fuser(self, spec, chosen, params, modal_runs: Sequence[PipelineRun], corpus, corpus_id, seed, resume,
+    def fuse(self, name: str, inputs: Mapping[str, int], corpus: Corpus, corpus_id: int, *,
+             profile: str | None = None, overrides: Mapping[str, Any] | None = None, seed: int = 0,
+             resume: bool = True, command: str = "") -> PipelineRun:
+        """Cross-validate the fuser ``name`` on the recorded out-of-fold posteriors of ``inputs``
+        ({pipeline: finished run id}) over ``corpus``'s folds, reading no media: the code path of a
+        fuser in :meth:`run`, for fusing stored runs (``emokit fuse-grid``).  ``corpus`` needs the
+        input runs' clips (ids, actors), classes and folds; ``corpus_id`` is their registry corpus."""
+        spec = self.host.pipeline(name)
+        if spec.modality != FUSION:
+            raise EmokitError(f"{name} is a {spec.modality} pipeline, not a fuser", "name a fuse.* pipeline")
+        chosen, params = spec.resolve(profile, overrides or {})
+        return self._run_fuser(spec, chosen, params, inputs, corpus, corpus_id, seed, resume, command)
+
+    def _run_fuser(self, spec, chosen, params, inputs: Mapping[str, int], corpus, corpus_id, seed, resume,
                    command) -> PipelineRun:
         from sklearn.base import clone
 
         started = time.perf_counter()
-        inputs = {r.pipeline: r.run_id for r in modal_runs if r.modality != FUSION}
         info = self._start(spec, chosen, params, corpus, corpus_id, seed, resume, command, inputs=inputs)
         by_run = {name: {p["clip_id"]: p for p in self.registry.predictions(run_id)} for name, run_id in inputs.items()}
         common = sorted(set.intersection(*(set(p) for p in by_run.values())))

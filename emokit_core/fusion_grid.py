@@ -1,0 +1,188 @@
+"""The late-fusion grid of the paper's Table A3, on recorded out-of-fold posteriors.
+
+Every grid point is a fuser cross-validated by :meth:`Runner.fuse`, the code path of a fuser in
+``emokit run ... fuse.X``: a registry run on the input runs' folds and clips, its inputs in
+``run_inputs``.  No modality is retrained and no media is read.  Each run of a grid is tagged
+``fuse_grid=<grid id>``, and the best one also ``fuse_grid_best=true``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from .contracts import FACE, SPEECH, Clip, Corpus
+from .errors import EmokitError
+from .runner import PipelineRun, Reporter, Runner
+
+
+@dataclass(frozen=True)
+class GridPoint:
+    """One fuser with the parameters the grid sets (the others keep their defaults)."""
+
+    pipeline: str
+    params: Mapping[str, Any]
+
+    @property
+    def label(self) -> str:
+        return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in self.params.items())
+
+
+def paper_grid() -> list[GridPoint]:
+    """Section 3.4 / Table A3: SVM (linear, RBF) with C = 1e-4 ... 100 and logistic regression
+    with C = 0.1 ... 1e6, both in steps of x10, and k-NN with k = 10, 20, 30, 40, 50."""
+    svm_c = [10.0 ** e for e in range(-4, 3)]
+    logreg_c = [10.0 ** e for e in range(-1, 7)]
+    return ([GridPoint("fuse.svm_linear", {"C": c}) for c in svm_c]
+            + [GridPoint("fuse.svm_rbf", {"C": c}) for c in svm_c]
+            + [GridPoint("fuse.logreg", {"C": c}) for c in logreg_c]
+            + [GridPoint("fuse.knn", {"k": k}) for k in (10, 20, 30, 40, 50)])
+
+
+@dataclass
+class GridEntry:
+    point: GridPoint
+    run: PipelineRun | None = None
+    skipped: str | None = None  # why the point does not apply to these runs
+    best: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        pooled = self.run.pooled if self.run else {}
+        return {"pipeline": self.point.pipeline, "params": dict(self.point.params),
+                "run_id": self.run.run_id if self.run else None, "version": self.run.version if self.run else None,
+                "accuracy": pooled.get("accuracy"), "ci95": pooled.get("ci95"), "macro_f1": pooled.get("macro_f1"),
+                "n": pooled.get("n"), "skipped": self.skipped, "best": self.best}
+
+
+@dataclass
+class GridOutcome:
+    grid_id: str
+    inputs: list[dict[str, Any]]  # the input runs: run_id, model, version, ref, modality, accuracy
+    corpus: str
+    n_clips: int
+    n_folds: int
+    entries: list[GridEntry] = field(default_factory=list)
+
+    @property
+    def best(self) -> GridEntry | None:
+        return next((e for e in self.entries if e.best), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        best = self.best
+        return {"grid_id": self.grid_id, "corpus": self.corpus, "n_clips": self.n_clips, "n_folds": self.n_folds,
+                "inputs": self.inputs, "points": [e.to_dict() for e in self.entries],
+                "best": best.to_dict() if best else None}
+
+
+def resolve_run(registry: Any, ref: str | int) -> dict[str, Any]:
+    """A run id (``12``) or a model reference (``speech.mfcc_svm`` or ``speech.mfcc_svm@3``)."""
+    text = str(ref).strip()
+    return registry.get_run(int(text)) if text.isdigit() else registry.latest_run(text)
+
+
+def fusable_inputs(registry: Any, refs: Sequence[str | int]) -> tuple[dict[str, int], Corpus, int, list[dict]]:
+    """Check that ``refs`` are finished modality runs of distinct pipelines on the same corpus,
+    folds and clips; return ({pipeline: run id}, the corpus as recorded, its registry id, the runs)."""
+    if len(refs) < 2:
+        raise EmokitError("fusion needs two or more modality runs", "e.g. emokit fuse-grid 3 4 "
+                          "(a speech and a face run; see emokit runs)")
+    runs = [resolve_run(registry, ref) for ref in refs]
+    for run in runs:
+        name = f"run {run['run_id']} ({run['ref']})"
+        if run["modality"] not in (SPEECH, FACE):
+            raise EmokitError(f"{name} is a {run['modality']} run; fusion takes modality runs (speech.*, face.*)",
+                              f"give its input runs instead: {', '.join(map(str, run['inputs'].values())) or '-'}")
+        if run["status"] != "finished":
+            raise EmokitError(f"{name} is {run['status']}, not finished",
+                              f"finish it first (emokit run {run['model']} resumes it), or pick a finished run")
+    first = runs[0]
+    seen: dict[str, int] = {}
+    for run in runs:
+        if run["model"] in seen:
+            raise EmokitError(f"runs {seen[run['model']]} and {run['run_id']} are both {run['model']}",
+                              "fuse runs of different pipelines (e.g. one speech and one face run)")
+        seen[run["model"]] = run["run_id"]
+    clip_sets = {run["run_id"]: {p["clip_id"]: p for p in registry.predictions(run["run_id"])} for run in runs}
+    for run in runs[1:]:
+        pair = f"runs {first['run_id']} and {run['run_id']}"
+        a, b = first["corpus"], run["corpus"]
+        if a["id"] != b["id"]:
+            raise EmokitError(f"{pair} are on different corpora ({a['name']} {a['fingerprint'][:12]}, "
+                              f"{b['name']} {b['fingerprint'][:12]})", "fuse runs made on the same corpus")
+        if [list(map(str, f)) for f in first["folds"]] != [list(map(str, f)) for f in run["folds"]]:
+            raise EmokitError(f"{pair} have different folds ({first['folds']} vs {run['folds']})",
+                              "fuse runs made with the same --folds, so no actor is on both sides of a fold")
+        only = set(clip_sets[first["run_id"]]) ^ set(clip_sets[run["run_id"]])
+        if only:
+            raise EmokitError(f"{pair} predict different clips ({len(clip_sets[first['run_id']])} vs "
+                              f"{len(clip_sets[run['run_id']])}; e.g. {sorted(only)[0]} is in one only)",
+                              "run both pipelines in one `emokit run` so that they skip the same clips")
+    classes = tuple(first["corpus"]["classes"])
+    clips = [Clip(id=p["clip_id"], actor=str(p["actor"]), label=classes[p["label"]])
+             for p in clip_sets[first["run_id"]].values()]
+    corpus = Corpus(name=first["corpus"]["name"], root=Path(first["corpus"]["root"] or "."), clips=clips,
+                    classes=classes, folds=[[str(a) for a in f] for f in first["folds"]])
+    return {run["model"]: run["run_id"] for run in runs}, corpus, first["corpus"]["id"], runs
+
+
+class _PointReporter(Reporter):
+    """Passes the runner's messages on; the grid draws one progress bar for all its points."""
+
+    def __init__(self, outer: Reporter):
+        self.outer = outer
+
+    def warn(self, message: str) -> None:
+        self.outer.warn(message)
+
+    def info(self, message: str) -> None:
+        self.outer.info(message)
+
+
+def _rank_key(entry: GridEntry, index: int) -> tuple[float, float, int]:
+    # Highest pooled accuracy, then macro-F1; on a full tie the point listed first wins.
+    pooled = entry.run.pooled if entry.run else {}
+    return (pooled.get("accuracy", float("-inf")), pooled.get("macro_f1", float("-inf")), -index)
+
+
+def run_grid(host: Any, registry: Any, refs: Sequence[str | int], *, points: Sequence[GridPoint] | None = None,
+             seed: int = 0, reporter: Reporter | None = None, command: str = "") -> GridOutcome:
+    """Cross-validate every grid point on the recorded posteriors of ``refs``, register and tag the runs."""
+    from .cache import FeatureCache
+
+    reporter = reporter or Reporter()
+    points = list(points if points is not None else paper_grid())
+    for point in points:  # unknown fusers or parameters fail before any run starts
+        host.pipeline(point.pipeline).resolve(None, point.params)
+    inputs, corpus, corpus_id, runs = fusable_inputs(registry, refs)
+    runner = Runner(host, registry, FeatureCache(), _PointReporter(reporter))
+    outcome = GridOutcome(
+        grid_id=f"{'+'.join(str(r['run_id']) for r in runs)}-{uuid.uuid4().hex[:8]}",
+        inputs=[{"run_id": r["run_id"], "model": r["model"], "version": r["version"], "ref": r["ref"],
+                 "modality": r["modality"], "accuracy": r["scores"].get("accuracy")} for r in runs],
+        corpus=corpus.name, n_clips=len(corpus.clips), n_folds=len(corpus.folds))
+    smallest_training = min(sum(c.actor not in set(fold) for c in corpus.clips) for fold in corpus.folds)
+    with reporter.task(f"fusion grid {outcome.grid_id}", len(points)) as advance:
+        for point in points:
+            entry = GridEntry(point)
+            outcome.entries.append(entry)
+            k = point.params.get("k") if point.pipeline == "fuse.knn" else None
+            if k is not None and k > smallest_training:
+                # k-NN cannot ask for more neighbours than a fold has training clips.
+                entry.skipped = f"k={k} exceeds the {smallest_training} training clips of the smallest fold"
+                reporter.warn(f"{point.pipeline} {point.label} skipped: {entry.skipped}")
+            else:
+                entry.run = runner.fuse(point.pipeline, inputs, corpus, corpus_id, overrides=point.params, seed=seed,
+                                        command=command)
+                # Tagged as it finishes, so an interrupted grid still shows which runs belong to it.
+                registry.set_tags(entry.run.run_id, {"fuse_grid": outcome.grid_id})
+            advance()
+    finished = [(i, e) for i, e in enumerate(outcome.entries) if e.run is not None]
+    if not finished:
+        raise EmokitError(f"no point of fusion grid {outcome.grid_id} applies to {len(corpus.clips)} clips",
+                          "see the warnings above")
+    best = max(finished, key=lambda ie: _rank_key(ie[1], ie[0]))[1]
+    best.best = True
+    registry.set_tags(best.run.run_id, {"fuse_grid_best": "true"})
+    return outcome
