@@ -135,6 +135,18 @@ def _norm_inputs(inputs: Mapping[str, int] | None) -> dict[str, int]:
     return {str(k): int(v) for k, v in (inputs or {}).items()}
 
 
+def _tag_condition(tag: str):
+    """WHERE clause for runs carrying the tag ``"key"`` (any value) or ``"key=value"``."""
+    key, has_value, value = tag.partition("=")
+    key = key.strip()
+    if not key:
+        raise RegistryError(f"bad tag filter {tag!r}", "write KEY or KEY=VALUE, e.g. --tag grid=fusion")
+    cond = and_(RunTag.run_id == Run.id, RunTag.key == key)
+    if has_value:
+        cond = and_(cond, RunTag.value == value)
+    return select(RunTag.run_id).where(cond).exists()
+
+
 def _pid_alive(pid: int | None) -> bool:
     """Is ``pid`` a live process on this host? Our own pid counts as alive."""
     if not pid or pid <= 0:
@@ -777,14 +789,7 @@ class Registry:
         if status is not None:
             q = q.where(Run.status.in_([status] if isinstance(status, str) else list(status)))
         if tag is not None:
-            key, has_value, value = tag.partition("=")
-            key = key.strip()
-            if not key:
-                raise RegistryError(f"bad tag filter {tag!r}", "write KEY or KEY=VALUE, e.g. --tag grid=fusion")
-            cond = and_(RunTag.run_id == Run.id, RunTag.key == key)
-            if has_value:
-                cond = and_(cond, RunTag.value == value)
-            q = q.where(select(RunTag.run_id).where(cond).exists())
+            q = q.where(_tag_condition(tag))
         q = q.order_by(Run.id.desc())
         if limit is not None:
             q = q.limit(int(limit))
@@ -966,12 +971,19 @@ class Registry:
         modality: str | None = None,
         metric: str = "accuracy",
         higher_is_better: bool | None = None,
+        all_versions: bool = False,
+        tag: str | None = None,
     ) -> list[dict[str, Any]]:
-        """The best finished run per (corpus, model) by the pooled ``metric``.
+        """The best finished run per (corpus, model) by the pooled ``metric``; with
+        ``all_versions`` every finished run that has the metric. ``tag``: only runs tagged
+        ``"key"`` or ``"key=value"``.
 
         Sorted by corpus, then best first. Each row: corpus, corpus_fingerprint, modality, model,
-        version, run_id, profile, metric, value, accuracy, ci95, macro_f1, n_folds, n_clips,
-        finished_at, scores (all pooled scores).
+        version, run_id, profile, metric, value, accuracy, ci95, macro_f1, uar, zeror_accuracy,
+        fold_mean and fold_std (of the per-fold accuracy; sample standard deviation), n_folds,
+        n_clips, finished_at, config_hash, params, tags, scores (all pooled scores), and
+        ``differs``: the parameters (with this version's values) that are not the same in every
+        finished version of that model on that corpus (that has the metric and passes the filters).
         """
         if higher_is_better is None:
             higher_is_better = not metric.lower().endswith(_LOWER_IS_BETTER_SUFFIXES)
@@ -979,7 +991,8 @@ class Registry:
             select(
                 Run.id.label("run_id"), Run.corpus_id, Model.id.label("model_id"), Corpus.name.label("corpus"),
                 Corpus.fingerprint.label("corpus_fingerprint"), Model.modality, Model.name.label("model"),
-                ModelVersion.version, Run.profile, Run.finished_at, Score.value,
+                ModelVersion.version, ModelVersion.config_hash, ModelVersion.params, Run.profile, Run.finished_at,
+                Score.value,
             )
             .join(ModelVersion, ModelVersion.id == Run.model_version_id)
             .join(Model, Model.id == ModelVersion.model_id)
@@ -991,35 +1004,61 @@ class Registry:
             q = q.where(Corpus.name == corpus)
         if modality is not None:
             q = q.where(Model.modality == modality)
+        if tag is not None:
+            q = q.where(_tag_condition(tag))
         with self._tx() as conn:
-            best: dict[tuple[int, int], dict[str, Any]] = {}
+            chosen: dict[Any, dict[str, Any]] = {}
+            candidates: dict[tuple[int, int], list[dict[str, Any]]] = {}  # params of every finished version
             for r in conn.execute(q).mappings():
-                key = (r["corpus_id"], r["model_id"])
-                cur = best.get(key)
+                candidates.setdefault((r["corpus_id"], r["model_id"]), []).append(r["params"] or {})
+                key = r["run_id"] if all_versions else (r["corpus_id"], r["model_id"])
+                cur = chosen.get(key)
                 v = r["value"] if higher_is_better else -r["value"]
                 if cur is None or v > cur["_key"] or (v == cur["_key"] and r["run_id"] < cur["run_id"]):
-                    best[key] = dict(r, _key=v)
-            ids = [b["run_id"] for b in best.values()]
+                    chosen[key] = dict(r, _key=v)
+            ids = [b["run_id"] for b in chosen.values()]
             scores = self._pooled_scores(conn, ids)
             n_folds = self._counts(conn, FoldResult.run_id, ids)
             n_clips = self._counts(conn, Prediction.run_id, ids)
+            tags = self._tags(conn, ids)
+            fold_acc: dict[int, list[float]] = {rid: [] for rid in ids}
+            if ids:
+                for r in conn.execute(
+                    select(Score.run_id, Score.value).where(
+                        Score.run_id.in_(ids), Score.fold.is_not(None), Score.metric == "accuracy",
+                        Score.value.is_not(None))
+                ):
+                    fold_acc[r.run_id].append(r.value)
         rows = []
-        for b in best.values():
+        for b in chosen.values():
             rid = b["run_id"]
+            accs = fold_acc[rid]
+            mean = sum(accs) / len(accs) if accs else None
+            std = (math.sqrt(sum((a - mean) ** 2 for a in accs) / (len(accs) - 1)) if len(accs) > 1
+                   else (0.0 if accs else None))
             rows.append(
                 {
                     "corpus": b["corpus"], "corpus_fingerprint": b["corpus_fingerprint"], "modality": b["modality"],
                     "model": b["model"], "version": b["version"], "run_id": rid, "profile": b["profile"],
                     "metric": metric, "value": b["value"],
                     "accuracy": scores[rid].get("accuracy"), "ci95": scores[rid].get("ci95"),
-                    "macro_f1": scores[rid].get("macro_f1"),
+                    "macro_f1": scores[rid].get("macro_f1"), "uar": scores[rid].get("uar"),
+                    "zeror_accuracy": scores[rid].get("zeror_accuracy"), "fold_mean": mean, "fold_std": std,
                     "n_folds": n_folds.get(rid, 0), "n_clips": n_clips.get(rid, 0),
-                    "finished_at": _utc(b["finished_at"]), "scores": scores[rid], "_key": b["_key"],
+                    "finished_at": _utc(b["finished_at"]), "config_hash": b["config_hash"],
+                    "params": b["params"] or {}, "tags": tags[rid], "scores": scores[rid], "_key": b["_key"],
+                    "_group": (b["corpus_id"], b["model_id"]),
                 }
             )
-        rows.sort(key=lambda d: (d["corpus"], d["corpus_fingerprint"], -d["_key"], d["model"]))
+        varying: dict[tuple[int, int], list[str]] = {}
+        for group, all_params in candidates.items():
+            keys = sorted({k for p in all_params for k in p})
+            varying[group] = [k for k in keys if len({_json_dumps(p.get(k)) for p in all_params}) > 1]
         for d in rows:
-            del d["_key"]
+            d["differs"] = {k: d["params"].get(k) for k in varying[d["_group"]]}
+        rows.sort(key=lambda d: (d["corpus"], d["corpus_fingerprint"], -d["_key"], d["model"], d["version"]))
+        for d in rows:
+            del d["_key"], d["_group"]
         return rows
 
     def latest_run(
