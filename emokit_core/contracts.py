@@ -172,6 +172,18 @@ class Aggregator(Protocol):
 
 
 @runtime_checkable
+class AttendsToFrames(Protocol):
+    """Optional: a clip model that weighs frames (an attention aggregator) says how much.
+
+    The runner stores, for every held-out clip of a fold, the weights of its frames in the
+    fold's ``attention`` artifact, so a report can show which frames mattered.
+    """
+
+    def frame_attention(self, X: Any) -> Sequence[np.ndarray] | None:
+        """One ``[frames]`` array per clip, summing to 1; ``None`` when the model has none."""
+
+
+@runtime_checkable
 class Fuser(Protocol):
     """Late fusion: per-modality clip posteriors -> fused posteriors."""
 

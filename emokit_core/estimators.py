@@ -97,6 +97,13 @@ class FrameClipModel(ClassifierMixin, BaseEstimator):
     def predict(self, X: Sequence[np.ndarray]) -> np.ndarray:
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
+    def frame_attention(self, X: Sequence[np.ndarray]) -> list[np.ndarray] | None:
+        """How much each frame weighed in each clip's verdict (``[frames]`` per clip, summing
+        to 1), where the aggregator attends (the attention bi-LSTM); ``None`` otherwise."""
+        if not hasattr(self.aggregator_, "attention"):
+            return None
+        return self.aggregator_.attention(self.frame_outputs(X))
+
 
 class MaxVoting(BaseEstimator):
     """The most frequent frame class wins (paper 3.3).

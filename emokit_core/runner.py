@@ -375,8 +375,9 @@ class Runner:
         return info
 
     def _cv(self, spec: PipelineSpec, info: Any, corpus: Corpus, clips: Sequence[Clip], y: np.ndarray,
-            fit_predict, describe: str) -> None:
-        """Run the folds not yet recorded; each fold is committed as it finishes."""
+            fit_predict, describe: str, explain=None) -> None:
+        """Run the folds not yet recorded; each fold is committed as it finishes.  ``explain(model,
+        test_idx)`` gives extra artifacts of a fold (e.g. its clips' attention weights)."""
         n_classes = len(corpus.classes)
         actors = np.array([c.actor for c in clips])
         todo = [k for k in range(len(corpus.folds)) if k not in info.finished_folds]
@@ -401,7 +402,8 @@ class Runner:
                         seconds=time.perf_counter() - start, scores=fold_scores,
                         predictions=[(clips[i].id, clips[i].actor, int(y[i]), int(p), [float(v) for v in row])
                                      for i, p, row in zip(test_idx, pred, proba)],
-                        artifacts={"model": pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)})
+                        artifacts={"model": pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL),
+                                   **(explain(model, test_idx) if explain else {})})
                     advance()
         except KeyboardInterrupt:
             self.registry.fail_run(info.run_id, "interrupted by the user", status="interrupted")
@@ -452,7 +454,17 @@ class Runner:
             model.fit(inputs(train), y[train], **extra)
             return model, *predict(model, inputs(test))
 
-        self._cv(spec, info, corpus, clips, y, fit_predict, f"{spec.name} (run {info.run_id})")
+        def explain(model: Any, test: np.ndarray) -> dict[str, bytes]:
+            if not hasattr(model, "frame_attention"):
+                return {}
+            weights = model.frame_attention(inputs(test))
+            if weights is None:
+                return {}
+            from .explain import pack_attention
+
+            return {"attention": pack_attention({clips[i].id: w for i, w in zip(test, weights)})}
+
+        self._cv(spec, info, corpus, clips, y, fit_predict, f"{spec.name} (run {info.run_id})", explain)
         return self._finish(spec, info, chosen, params, corpus, started)
 
     def fuse(self, name: str, inputs: Mapping[str, int], corpus: Corpus, corpus_id: int, *,

@@ -95,3 +95,88 @@ def test_face_pipelines_run_on_demo_clips(tmp_path, tiny_demo, pipeline, fast):
     run = reg.get_run(outcome.runs[0].run_id)
     assert run["status"] == "finished" and len(run["fold_results"]) == 5
     assert len(reg.predictions(run["run_id"])) == len(corpus.clips)
+    from emokit_core.explain import attention_weights
+
+    attention = attention_weights(reg, run["run_id"])
+    if pipeline == "face.stn_vote":  # max-voting weighs every frame alike: nothing to store
+        assert attention == {}
+        return
+    assert set(attention) == {c.id for c in corpus.clips}
+    for clip_id, weights in attention.items():
+        assert weights.dtype == np.float32 and weights.min() >= 0 and abs(weights.sum() - 1) < 1e-4
+    for clip in corpus.clips[:3]:  # every frame of the held-out clip: nothing truncated
+        assert len(attention[clip.id]) == len(frames_of(FaceSaliencyFrames(), clip.video_path))
+
+
+def test_variable_frame_rate_video_gives_every_frame(tmp_path):
+    """Frames are stored at irregular times: each decoded frame still gives one output row."""
+    import av
+    from fractions import Fraction
+
+    rng = np.random.default_rng(1)
+    path = tmp_path / "vfr.mp4"
+    times_ms = [0, 33, 50, 120, 133, 300, 310, 400]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height = 160, 120
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        for t in times_ms:
+            frame = av.VideoFrame.from_ndarray(rng.integers(0, 255, (120, 160), dtype=np.uint8), format="gray")
+            frame.pts, frame.time_base = t, Fraction(1, 1000)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # random pixels: no face, centre square
+        out = frames_of(FaceSaliencyFrames(), path)
+    assert out.shape == (len(times_ms), 2, 48, 48)
+
+
+def test_clip_without_video_is_skipped_by_a_face_run_naming_the_file(tmp_path, tiny_demo):
+    """An audio-only mp4 in an audio-visual corpus: reported with its path, the run goes on."""
+    import av
+    import shutil
+
+    from emokit_core.cache import FeatureCache
+    from emokit_core.corpora import read_ravdess
+    from emokit_core.plugins import PluginHost
+    from emokit_core.registry import Registry
+    from emokit_core.runner import Runner
+
+    corpus_dir = tmp_path / "corpus"
+    shutil.copytree(tiny_demo, corpus_dir)
+    victim = sorted(corpus_dir.rglob("*.mp4"))[0]
+    with av.open(str(victim)) as src, av.open(str(tmp_path / "audio.mp4"), "w") as dst:
+        stream = dst.add_stream("aac", rate=48000)
+        for frame in src.decode(audio=0):
+            frame.pts = None
+            for packet in stream.encode(frame):
+                dst.mux(packet)
+        for packet in stream.encode():
+            dst.mux(packet)
+    shutil.move(tmp_path / "audio.mp4", victim)
+    corpus = read_ravdess(corpus_dir, folds="grouped")
+    runner = Runner(PluginHost(), Registry(tmp_path / "r.db"), FeatureCache(tmp_path / "cache"))
+    outcome = runner.run(["face.pixels_vote"], corpus)
+    [(clip_id, why)] = outcome.skipped_clips.items()
+    assert victim.name in why and "no video track" in why
+    assert int(outcome.runs[0].pooled["n"]) == len(corpus.clips) - 1
+
+
+def test_vote_tie_break_is_deterministic_and_merges_calm():
+    from emokit_core.estimators import MaxVoting
+
+    # Classes 0 and 2 both get two votes; class 2 has the higher mean posterior, so it wins,
+    # whatever the order of the frames.
+    frames = np.array([[0.6, 0.0, 0.4], [0.55, 0.0, 0.45], [0.1, 0.0, 0.9], [0.2, 0.0, 0.8]])
+    for order in ([0, 1, 2, 3], [3, 2, 1, 0], [2, 0, 3, 1]):
+        assert MaxVoting().predict_proba([frames[order]]).argmax() == 2
+    # Equal votes and equal mean posteriors: the lowest class index.
+    even = np.array([[0.6, 0.0, 0.4], [0.4, 0.0, 0.6]])  # one vote each, both means 0.5
+    assert MaxVoting().predict_proba([even]).argmax() == 0
+    # merge: calm (1) votes count as neutral (0)
+    calm = np.array([[0.1, 0.8, 0.1], [0.1, 0.7, 0.2], [0.0, 0.1, 0.9]])
+    assert MaxVoting().predict_proba([calm]).argmax() == 1
+    assert MaxVoting(merge={1: 0}).predict_proba([calm]).argmax() == 0
