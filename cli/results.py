@@ -121,21 +121,21 @@ def register(app: typer.Typer) -> None:
 
         title = f"leaderboard by {metric}" + (", every version" if all_versions else ", best version per model")
         table = Table(title=title, title_justify="left")
-        columns = ["#", "corpus", "modality", "model", "version", "run", "profile", "accuracy %", "folds mean ± sd %",
-                   "macro-F1 %", "UAR %", "folds", "clips"]
+        columns = ["#", "corpus", "model@version", "run", "profile", "accuracy %", "fold mean ± sd %", "macro-F1 %",
+                   "UAR %", "folds", "clips"]
         if metric not in ("accuracy", "macro_f1", "uar"):
-            columns.insert(7, metric)
+            columns.insert(5, metric)
         if all_versions:
             columns.append("config (differing parameters)")
         for column in columns:
             table.add_column(column)
         for rank, r in enumerate(rows, 1):
-            cells = [str(rank), r["corpus"], r["modality"], r["model"], str(r["version"]), str(r["run_id"]),
-                     r.get("profile") or "-", f"{pct(r.get('accuracy'))} ± {100 * (r.get('ci95') or 0):.2f}",
+            cells = [str(rank), r["corpus"], f"{r['model']}@{r['version']}", str(r["run_id"]), r.get("profile") or "-",
+                     f"{pct(r.get('accuracy'))} ± {100 * (r.get('ci95') or 0):.2f}",
                      "-" if r.get("fold_mean") is None else f"{pct(r['fold_mean'])} ± {100 * r['fold_std']:.2f}",
                      pct(r.get("macro_f1")), pct(r.get("uar")), str(r.get("n_folds")), str(r.get("n_clips"))]
             if metric not in ("accuracy", "macro_f1", "uar"):
-                cells.insert(7, f"{r['value']:.4g}")
+                cells.insert(5, f"{r['value']:.4g}")
             if all_versions:
                 differs = ", ".join(f"{k}={v!r}" for k, v in r["differs"].items())
                 cells.append(f"{r['config_hash'][:10]}" + (f" ({differs})" if differs else ""))

@@ -122,3 +122,94 @@ def test_upgrade_from_0002_keeps_runs_and_downgrade_restores_the_old_views(tmp_p
     with sqlite3.connect(db) as con:
         assert con.execute("select version_num from alembic_version").fetchall() == [("0003",)]
     con.close()
+
+
+# ----------------------------------------------------------------------------- leaderboard
+
+
+def _board(tmp_path: Path) -> dict[str, int]:
+    """Two versions of speech.mfcc_svm that differ only in augmentation, one face model, one unfinished run."""
+    reg = _reg(tmp_path)
+    ids = {}
+    for name, pipeline, params, folds in (
+        ("plain", "speech.mfcc_svm", {"C": 1.0, "augment": "none"}, (0.5, 0.75)),
+        ("augmented", "speech.mfcc_svm", {"C": 1.0, "augment": "specaugment"}, (0.75, 1.0)),
+        ("face", "face.pixels_vote", {"size": 24}, (0.25, 0.5)),
+    ):
+        ids[name] = _start(reg, pipeline, params=params, config_hash=f"hash-{name}").run_id
+        _finish(reg, ids[name], folds)
+    ids["running"] = _start(reg, "speech.mfcc_svm", params={"C": 9.0, "augment": "none"}, config_hash="h9").run_id
+    reg.set_tags(ids["augmented"], {"study": "augment"})
+    reg.set_tags(ids["plain"], {"study": "augment"})
+    reg.close()
+    return ids
+
+
+def test_leaderboard_views(tmp_path):
+    ids = _board(tmp_path)
+    con = sqlite3.connect(tmp_path / "registry.db")
+    con.row_factory = sqlite3.Row
+    rows = [dict(r) for r in con.execute("select * from leaderboard")]
+    assert [(r["model"], r["version"], r["run_id"]) for r in rows] == [
+        ("speech.mfcc_svm", 2, ids["augmented"]), ("face.pixels_vote", 1, ids["face"])]
+    top = rows[0]
+    assert (top["accuracy"], top["ci95"], top["macro_f1"], top["uar"], top["zeror_accuracy"]) == (
+        0.875, 0.1, 0.775, 0.825, 0.375)
+    assert (top["fold_mean"], top["fold_min"], top["fold_max"], top["n_folds"], top["n_clips"]) == (0.875, 0.75, 1.0, 2, 8)
+    assert top["config_hash"] == "hash-augmented" and top["corpus_fingerprint"] == "fp"
+    every = con.execute("select model, version, config_hash from finished_runs order by run_id").fetchall()
+    assert [tuple(r) for r in every] == [("speech.mfcc_svm", 1, "hash-plain"), ("speech.mfcc_svm", 2, "hash-augmented"),
+                                        ("face.pixels_vote", 1, "hash-face")]
+    con.close()
+
+
+def test_leaderboard_api_best_and_all_versions(tmp_path):
+    ids = _board(tmp_path)
+    reg = _reg(tmp_path)
+    best = reg.leaderboard()
+    assert [(r["model"], r["run_id"]) for r in best] == [("speech.mfcc_svm", ids["augmented"]),
+                                                          ("face.pixels_vote", ids["face"])]
+    top = best[0]
+    assert top["fold_mean"] == pytest.approx(0.875) and top["fold_std"] == pytest.approx(0.25 / 2 ** 0.5)
+    assert top["uar"] == pytest.approx(0.825) and top["tags"] == {"study": "augment"}
+    assert top["differs"] == {"augment": "specaugment"} and best[1]["differs"] == {}
+    every = reg.leaderboard(all_versions=True, modality="speech")
+    assert [(r["version"], r["config_hash"], r["differs"]) for r in every] == [
+        (2, "hash-augmented", {"augment": "specaugment"}), (1, "hash-plain", {"augment": "none"})]
+    assert [r["run_id"] for r in reg.leaderboard(all_versions=True, tag="study")] == [ids["augmented"], ids["plain"]]
+    assert reg.leaderboard(tag="study=other") == []
+    by_uar = reg.leaderboard(metric="uar", all_versions=True)
+    assert [r["value"] for r in by_uar] == pytest.approx([0.825, 0.575, 0.325])
+    reg.close()
+
+
+def emokit(*args):
+    return subprocess.run([sys.executable, "-m", "emokit_cli", *args], capture_output=True, text=True, cwd=REPO)
+
+
+def test_leaderboard_and_tags_on_the_command_line(tmp_path):
+    ids = _board(tmp_path)
+    db = str(tmp_path / "registry.db")
+    text = emokit("leaderboard", "--all-versions", "--corpus", "demo", "--registry", db)
+    assert text.returncode == 0, text.stderr
+    lines = [line for line in text.stdout.splitlines() if "speech.mfcc_svm" in line]
+    assert len(lines) == 2 and "hash-augme" in lines[0] and "augment='specaugment'" in lines[0]
+    assert "hash-plain" in lines[1] and "augment='none'" in lines[1] and "C=" not in text.stdout
+    assert "87.50 ± 17.68" in lines[0]  # per-fold mean ± sd
+    board = json.loads(emokit("leaderboard", "--registry", db, "--json", "--tag", "study").stdout)
+    assert [r["run_id"] for r in board] == [ids["augmented"]]
+    shown = emokit("runs", "show", str(ids["plain"]), "--registry", db)
+    assert shown.returncode == 0 and "study=augment" in shown.stdout
+    tagged = json.loads(emokit("runs", "--tag", "study=augment", "--registry", db, "--json").stdout)
+    assert [r["run_id"] for r in tagged] == [ids["augmented"], ids["plain"]]
+
+
+def test_the_views_work_from_the_sqlite3_shell(tmp_path):
+    import shutil
+
+    if shutil.which("sqlite3") is None:
+        pytest.skip("no sqlite3 shell on this machine")
+    ids = _board(tmp_path)
+    out = subprocess.run(["sqlite3", str(tmp_path / "registry.db"), "select run_id, model, uar from leaderboard"],
+                         capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == [f"{ids['augmented']}|speech.mfcc_svm|0.825", f"{ids['face']}|face.pixels_vote|0.325"]
