@@ -11,20 +11,23 @@ def register(app: typer.Typer) -> None:
     @app.command("plugins")
     def plugins_command(as_json: bool = JsonOption) -> None:
         """List plugins: distribution, version, what each registers, and any that failed."""
-        from emokit_core.plugins import get_host
+        from emokit_core import PLUGIN_API_VERSION, __version__
+        from emokit_core.plugins import api_releases, get_host
 
         host = get_host()
         if as_json:
-            print_json({"plugins": [vars(p) for p in host.plugins], "problems": host.problems()})
+            print_json({"emokit": __version__, "plugin_api": PLUGIN_API_VERSION,
+                        "plugins": [vars(p) for p in host.plugins], "problems": host.problems()})
             return
         from rich.table import Table
 
-        table = Table(title="emokit plugins", title_justify="left")
-        for column in ("plugin", "distribution", "version", "registers", "status"):
+        table = Table(title=f"emokit {__version__} plugins (plugin API {PLUGIN_API_VERSION})", title_justify="left")
+        for column in ("plugin", "distribution", "version", "API", "registers", "status"):
             table.add_column(column)
         for p in host.plugins:
             registers = "\n".join(f"{kind}: {', '.join(names)}" for kind, names in p.registered.items()) or "-"
-            table.add_row(p.name, p.distribution, p.version, registers,
+            api = "-" if p.api is None else f"{p.api} ({api_releases(p.api) or 'no emokit release'})"
+            table.add_row(p.name, p.distribution, p.version, api, registers,
                           f"[red]skipped: {p.error}[/]" if p.error else "[green]ok[/]")
         out.print(table)
         for problem in host.problems():

@@ -18,12 +18,17 @@ from typing import Any, Callable, Iterable
 
 import pluggy
 
-from . import PLUGIN_API_VERSION, hookspecs
+from . import PLUGIN_API_VERSION, __version__, hookspecs
 from .errors import PluginError, UnknownNameError
 from .naming import closest
 from .specs import ComponentSpec, CorpusSpec, PipelineSpec
 
 ENTRY_POINT_GROUP = "emokit"
+
+# The emokit releases that provide each plugin API version: (first, last or None while current).
+# Bump PLUGIN_API_VERSION (emokit_core/__init__.py) and close / add a row here together.
+API_RELEASES: dict[int, tuple[str, str | None]] = {1: ("0.1.0", None)}
+
 _TABLE_HOOKS = {
     "pipeline": ("register_pipelines", PipelineSpec),
     "component": ("register_components", ComponentSpec),
@@ -39,6 +44,7 @@ class PluginInfo:
     version: str
     registered: dict[str, list[str]] = field(default_factory=dict)
     error: str | None = None
+    api: int | None = None  # the EMOKIT_PLUGIN_API it declares (None: undeclared, taken as current)
 
     @property
     def source(self) -> str:
@@ -94,12 +100,9 @@ class PluginHost:
         self.plugins.append(info)
         try:
             module = source.load()
-            wanted = getattr(module, "EMOKIT_PLUGIN_API", PLUGIN_API_VERSION)
-            if int(wanted) != PLUGIN_API_VERSION:
-                raise PluginError(
-                    f"{info.source} needs plugin API {wanted}, this emokit provides {PLUGIN_API_VERSION}",
-                    f"install an emokit whose plugin API is {wanted}, or a release of "
-                    f"{info.distribution} written for API {PLUGIN_API_VERSION}")
+            declared = getattr(module, "EMOKIT_PLUGIN_API", None)
+            info.api = declared if type(declared) is int else None  # shown by `emokit plugins`, even when skipped
+            check_api(declared, info)
             self.pm.register(module, name=info.name)
             try:
                 self.pm.check_pending()
@@ -198,6 +201,38 @@ class PluginHost:
 
     def owner(self, kind: str, key: str) -> PluginInfo | None:
         return self.owners.get((kind, key))
+
+
+def api_releases(api: int) -> str | None:
+    """The emokit releases that provide plugin API ``api``, in words; None if none does."""
+    if api not in API_RELEASES:
+        return None
+    first, last = API_RELEASES[api]
+    return f"emokit {first} and later" if last is None else f"emokit {first} to {last}"
+
+
+def check_api(declared: Any, info: PluginInfo) -> None:
+    """Accept a plugin's ``EMOKIT_PLUGIN_API`` (None: undeclared, taken as current) or raise a
+    :class:`PluginError` that says which emokit releases it needs."""
+    if declared is None or (type(declared) is int and declared == PLUGIN_API_VERSION):
+        return
+    if type(declared) is not int:
+        raise PluginError(f"{info.source} declares EMOKIT_PLUGIN_API = {declared!r}, which is not an integer",
+                          f"its authors should set EMOKIT_PLUGIN_API = {PLUGIN_API_VERSION} "
+                          f"(this emokit's plugin API)")
+    here = f"this emokit {__version__} provides API {PLUGIN_API_VERSION}"
+    if declared > PLUGIN_API_VERSION:
+        raise PluginError(f"{info.source} needs plugin API {declared}, newer than this emokit {__version__}, "
+                          f"which provides API {PLUGIN_API_VERSION} ({api_releases(PLUGIN_API_VERSION)})",
+                          f"upgrade emokit (pip install -U emokit), or install a release of "
+                          f"{info.distribution} written for plugin API {PLUGIN_API_VERSION}")
+    releases = api_releases(declared)
+    upgrade = f"upgrade {info.distribution} to a release written for plugin API {PLUGIN_API_VERSION}"
+    if releases is None:
+        raise PluginError(f"{info.source} needs plugin API {declared}, which no emokit release provides; {here}",
+                          upgrade)
+    raise PluginError(f"{info.source} needs plugin API {declared}, provided by {releases}; {here}",
+                      f"install {releases} for it, or {upgrade}")
 
 
 def _describe(exc: BaseException) -> str:

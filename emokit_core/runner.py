@@ -392,6 +392,7 @@ class Runner:
                         raise EmokitError(f"{spec.name}: fold {k} has no usable held-out clips or fewer than two "
                                           f"training classes", "see the skipped clips above; check the corpus")
                     model, proba, pred = fit_predict(np.flatnonzero(train), np.flatnonzero(test))
+                    self._check_outputs(spec, model, proba, pred, int(test.sum()))
                     proba = aligned_proba(model, proba, n_classes)
                     test_idx = np.flatnonzero(test)
                     fold_scores = scores(y[test], pred, n_classes)
@@ -411,6 +412,25 @@ class Runner:
         except BaseException as exc:
             self.registry.fail_run(info.run_id, f"{type(exc).__name__}: {exc}")
             raise
+
+    def _check_outputs(self, spec: PipelineSpec, model: Any, proba: np.ndarray, pred: np.ndarray, n: int) -> None:
+        """A model that breaks the predict_proba contract stops its run with the plugin named, before
+        malformed posteriors reach the registry (and the fusers that read them)."""
+        classes = getattr(model, "classes_", None)
+        columns = len(classes) if classes is not None else None
+        problem = None
+        if proba.ndim != 2 or proba.shape[0] != n or (columns is not None and proba.shape[1] != columns):
+            problem = f"predict_proba returned shape {proba.shape} for {n} clips and {columns or '?'} classes_"
+        elif not np.isfinite(proba).all() or (proba < -1e-9).any() or not np.allclose(proba.sum(axis=1), 1, atol=1e-4):
+            problem = "predict_proba returned rows that are not probabilities (finite, non-negative, summing to 1)"
+        elif pred.shape != (n,):
+            problem = f"predict returned shape {pred.shape} for {n} clips"
+        if problem:
+            owner = self.host.owner("pipeline", spec.name)
+            raise EmokitError(f"{spec.name}: {problem}; {owner.source if owner else 'its plugin'} breaks "
+                              f"emokit's predict_proba contract",
+                              "report it to the plugin's authors (emokit_core.testing.check_recognizer shows the "
+                              "rule); the other pipelines are unaffected")
 
     def _finish(self, spec: PipelineSpec, info: Any, chosen: str, params: dict[str, Any], corpus: Corpus,
                 started: float) -> PipelineRun:
