@@ -100,8 +100,8 @@ steps = 10 if cuda else 2
 step = best_seconds(lambda: [train_step() for _ in range(steps)], repeats=2) / steps
 print(f"\nfine-tuning step at batch 24 ({'bf16 autocast' if cuda else 'fp32'}): {1000 * step:.1f} ms")
 
-print("\nwhere a batch-64 bf16 forward spends its time (top operators by self time):")
 x = torch.randn(64 if cuda else 8, samples, device=args.device) * 0.1
+print(f"\nwhere a batch-{len(x)} {'bf16' if cuda else 'fp32'} forward spends its time (top operators by self time):")
 activities = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA] if cuda else [])
 with torch.profiler.profile(activities=activities) as prof, torch.inference_mode(), autocast(cuda):
     net(x)
