@@ -8,7 +8,7 @@ import sys
 import typer
 
 from . import evaluate
-from . import data, fusion, plugins, results, run, weights
+from . import data, fusion, plugins, predict, results, run, weights
 
 app = typer.Typer(name="emokit", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Multimodal (speech + face) emotion recognition: plugins, subject-wise CV, a model registry.")
@@ -16,6 +16,7 @@ run.register(app)
 results.register(app)
 evaluate.register(app)
 fusion.register(app)
+predict.register(app)
 plugins.register(app)
 app.add_typer(data.app, name="data")
 app.add_typer(weights.app, name="weights")
