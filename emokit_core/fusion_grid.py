@@ -27,7 +27,16 @@ class GridPoint:
 
     @property
     def label(self) -> str:
-        return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in self.params.items())
+        return ", ".join(f"{k}={_short(v)}" for k, v in self.params.items())
+
+
+def _short(value: Any) -> str:
+    """Powers of ten as the paper writes them (1e-4, 1e6); other values as they are."""
+    import math
+
+    if isinstance(value, float) and value > 0 and math.log10(value).is_integer() and not 1e-2 <= value < 1e4:
+        return f"1e{int(math.log10(value))}"
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def paper_grid() -> list[GridPoint]:

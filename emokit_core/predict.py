@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from .contracts import FACE, FUSION, SPEECH, Clip, VideoInfo
-from .errors import EmokitError, MediaError, WeightsError
+from .errors import EmokitError, MediaError, RegistryError, WeightsError
 
 if TYPE_CHECKING:  # numpy is not imported at start-up: `emokit --help` stays fast
     import numpy as np
@@ -153,7 +153,13 @@ def _recorded_weights(registry: Any, run: Mapping[str, Any], key: str):
     if not recorded or recorded.get("init") == "random":
         return None
     ref = recorded.get("name") or recorded["path"]
-    resolved = registry.resolve_weights(ref)
+    try:
+        resolved = registry.resolve_weights(ref)
+    except RegistryError:
+        if ref == recorded["path"]:
+            raise
+        # The name is gone or points at a changed file: the file the run read may still be there.
+        resolved = registry.resolve_weights(recorded["path"])
     if resolved["sha256"] != recorded["sha256"]:
         raise WeightsError(f"{run['ref']} (run {run['run_id']}) was trained from weights {ref!r} with SHA-256 "
                            f"{recorded['sha256'][:12]}…, but {resolved['path']} has {resolved['sha256'][:12]}…",

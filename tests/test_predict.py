@@ -171,21 +171,22 @@ def test_unknown_models_and_versions(trained):
     assert cli.returncode == 1 and "no version 7 of model speech.mfcc_svm" in cli.stderr
 
 
-def test_a_model_whose_weights_changed_is_refused(trained, tmp_path):
+def test_a_model_whose_weights_changed_is_refused(tmp_path):
     """A run trained from a checkpoint predicts only with that same checkpoint."""
     from emokit_core.predict import _recorded_weights
 
-    db, runs = trained
     checkpoint = tmp_path / "net.pth"
     checkpoint.write_bytes(b"weights v1")
-    reg = Registry(copy_registry(db, tmp_path / "copy"))
+    reg = Registry(tmp_path / "registry.db")
     recorded = reg.add_weights("net", checkpoint)
     run = {"ref": "face.x@1", "run_id": 1, "weights": {"weights": {k: recorded[k] for k in ("name", "path", "sha256")}}}
     assert _recorded_weights(reg, run, "weights").sha256 == recorded["sha256"]
     assert _recorded_weights(reg, {**run, "weights": {"weights": {"init": "random"}}}, "weights") is None
     checkpoint.write_bytes(b"weights v2")
-    with pytest.raises(EmokitError, match="changed since it was registered"):
+    with pytest.raises(EmokitError, match="was trained from weights 'net' with SHA-256"):
         _recorded_weights(reg, run, "weights")
-    reg.add_weights("net", checkpoint, replace=True)
-    with pytest.raises(EmokitError, match="was trained from weights 'net'"):
+    reg.add_weights("net", checkpoint, replace=True)  # the name now means the new file
+    with pytest.raises(EmokitError, match="was trained from weights 'net' with SHA-256"):
         _recorded_weights(reg, run, "weights")
+    checkpoint.write_bytes(b"weights v1")  # the original file back, under a name that no longer fits it
+    assert _recorded_weights(reg, run, "weights").path == str(checkpoint.resolve())
