@@ -524,7 +524,7 @@ def check_pipeline(name: str, corpus: Corpus | None = None, registry: Any = None
 
     Without a corpus: the declaration (profiles resolve, every parameter has help text, ``build``
     takes them) and what ``build`` returns (a :class:`~emokit_core.specs.Recipe` whose extractor
-    and model pass their checks' static rules, or a fuser).  With a corpus: the runner's
+    matches the modality and whose model follows scikit-learn's conventions, or such a fuser).  With a corpus: the runner's
     subject-wise protocol into ``registry`` (a temporary one if None), every fold recorded, the
     run on the leaderboard, and each fold's model loaded back from the artifact store predicting
     exactly the posteriors recorded for its held-out clips.  A fuser is run on the ``inputs``
@@ -539,7 +539,7 @@ def check_pipeline(name: str, corpus: Corpus | None = None, registry: Any = None
     host = host or get_host()
     spec = host.pipeline(name)
     _check_spec(spec)
-    chosen, values = spec.resolve(profile, params)
+    _, values = spec.resolve(profile, params)
     weights = {k: None for k, p in spec.params.items() if p.weights}
     built = spec.build(**{**values, **weights})
     who = f"pipeline {name}"
@@ -575,7 +575,8 @@ def check_pipeline(name: str, corpus: Corpus | None = None, registry: Any = None
     if spec.modality == FUSION:
         by_input = {r.pipeline: {p["clip_id"]: p["probs"] for p in registry.predictions(r.run_id)}
                     for r in outcome.runs[:-1]}
-    else:
+    else:  # the recipe as the run built it (the runner may have chosen another profile)
+        built = spec.build(**{**run.params, **runner.resolve_weights(spec, run.params)})
         keys = runner.extract(corpus, {name: built})[0].get(name) if built.extractor is not None else None
     for fold in range(len(corpus.folds)):
         held_out = _fold_inputs(registry, run, fold)
