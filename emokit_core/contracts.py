@@ -138,6 +138,11 @@ class BatchedSpeechExtractor(Extractor, Protocol):
 
 
 class FrameSink(Protocol):
+    """Receives a clip's frames one by one.  A sink whose ``wants_audio`` is true (and whose
+    extractor's is) is also given the clip's 16 kHz mono audio, or ``None`` when the video has
+    no audio track, through ``set_audio(audio, sample_rate)`` before ``close`` (e.g. to keep
+    only the frames where someone speaks)."""
+
     def add(self, frame: np.ndarray) -> None:
         """One RGB ``uint8`` frame of shape ``[height, width, 3]``."""
 

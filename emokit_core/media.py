@@ -55,11 +55,12 @@ def read_audio_file(path: Path) -> np.ndarray:
     return check_audible(resample(data.mean(axis=1), rate), path)
 
 
-def decode(path: Path, *, audio: bool, on_video: Callable[[VideoInfo], Sequence[tuple[str, FrameCallback]]] | None = None
-           ) -> np.ndarray | None:
+def decode(path: Path, *, audio: bool, on_video: Callable[[VideoInfo], Sequence[tuple[str, FrameCallback]]] | None = None,
+           audio_required: bool = True) -> np.ndarray | None:
     """Decode ``path`` once.
 
-    ``audio``: return the audio as 16 kHz mono float32 (a wav/flac is read with soundfile).
+    ``audio``: return the audio as 16 kHz mono float32 (a wav/flac is read with soundfile);
+    with ``audio_required=False`` a video without an audio track gives ``None`` instead of an error.
     ``on_video(info)`` is called once the video stream is known and returns
     ``(pixel_format, callback)`` pairs (pixel_format ``rgb24`` or ``gray``); each decoded
     frame is converted once per format and passed to the callbacks.
@@ -83,7 +84,7 @@ def decode(path: Path, *, audio: bool, on_video: Callable[[VideoInfo], Sequence[
         streams = []
         audio_stream = container.streams.audio[0] if audio and container.streams.audio else None
         video_stream = container.streams.video[0] if on_video is not None and container.streams.video else None
-        if audio and audio_stream is None:
+        if audio and audio_stream is None and audio_required:
             raise MediaError(f"{path}: has no audio track", "speech pipelines need clips with sound")
         if on_video is not None and video_stream is None:
             raise MediaError(f"{path}: has no video track", "face pipelines need clips with video")

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from .contracts import FACE, FUSION, SPEECH, Clip, VideoInfo
+from .contracts import FACE, FUSION, SPEECH, Clip
 from .errors import EmokitError, MediaError, RegistryError, WeightsError
 
 if TYPE_CHECKING:  # numpy is not imported at start-up: `emokit --help` stays fast
@@ -205,8 +205,6 @@ class Predictor:
 
     def predict(self, path: str | Path) -> ClipPrediction:
         """Decode ``path`` (mp4, or wav/flac for speech models) once and predict it."""
-        import numpy as np
-
         from .media import AUDIO_FILES
 
         path = Path(path)
@@ -239,47 +237,16 @@ class Predictor:
 
     def _extract(self, path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         """Every input's features from one decode of ``path``; and what the video said (fps, frames)."""
-        import numpy as np
-
-        from .media import AUDIO_FILES, SAMPLE_RATE, decode
+        from .extraction import extract_clip
+        from .media import AUDIO_FILES
 
         is_audio = path.suffix.lower() in AUDIO_FILES
         clip = Clip(id=path.stem, actor="", label="", audio_path=path, video_path=None if is_audio else path)
-        speech = [m for m in self.inputs if m.extractor is not None and m.modality == SPEECH]
-        face = [m for m in self.inputs if m.extractor is not None and m.modality == FACE]
-        sinks: list[tuple[_ModalityModel, Any]] = []
-        video: dict[str, Any] = {"fps": 0.0, "frames": 0}
-
-        def on_video(info: VideoInfo):
-            video["fps"] = info.fps
-            consumers = []
-            for m in face:
-                sink = m.extractor.open_clip(clip, info)
-                sinks.append((m, sink))
-                consumers.append((getattr(sink, "pixel_format", "rgb24"), sink.add))
-
-            def count(_frame) -> None:
-                video["frames"] += 1
-
-            # Counted in a format already converted for a sink, so counting costs no conversion.
-            return [*consumers, (consumers[0][0], count)]
-
-        audio = decode(path, audio=bool(speech), on_video=on_video if face else None)
+        extracted = extract_clip(clip, [(m.pipeline, m.extractor) for m in self.inputs if m.extractor is not None],
+                                 batch_here=True)
         features: dict[str, Any] = {m.pipeline: clip for m in self.inputs if m.extractor is None}
-        for m in speech:
-            ext = m.extractor
-            if hasattr(ext, "extract_batch"):
-                features[m.pipeline] = ext.extract_batch([ext.prepare_audio(audio, SAMPLE_RATE, clip)])[0]
-            else:
-                features[m.pipeline] = ext.extract_audio(audio, SAMPLE_RATE, clip)
-        for m, sink in sinks:
-            features[m.pipeline] = sink.close()
-        for m in speech + face:
-            value = np.asarray(features[m.pipeline])
-            if value.size == 0 or not np.isfinite(value).all():
-                raise MediaError(f"{path}: {m.pipeline}'s extractor found nothing usable in it",
-                                 "check the clip; it may be too short, silent or blank")
-            features[m.pipeline] = value
+        features.update(extracted.features)
+        video = {"fps": extracted.video.fps if extracted.video else 0.0, "frames": extracted.frames}
         return features, video
 
 

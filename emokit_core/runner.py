@@ -24,7 +24,7 @@ import numpy as np
 
 from . import __version__
 from .cache import FeatureCache, extractor_key
-from .contracts import FACE, FUSION, SPEECH, Clip, Corpus, VideoInfo
+from .contracts import FUSION, Clip, Corpus
 from .errors import EmokitError, MediaError
 from .metrics import scores, zeror_predictions
 from .plugins import PluginHost
@@ -131,44 +131,16 @@ def _extract_clip(job: _Job, cache_root: str) -> tuple[str, str | None, dict[str
     ``prepare_audio`` here (in the worker) and hand the result back for one batched model call
     in the parent.  Returns (clip id, error or None, {cache key: prepared input}).
     """
+    from .extraction import extract_clip
+
     cache = FeatureCache(cache_root)
-    clip = job.clip
-    prepared: dict[str, np.ndarray] = {}
     try:
-        by_path: dict[Any, list[tuple[str, str, Any]]] = {}
-        for key, modality, ext in job.extractors:
-            by_path.setdefault(clip.media_path(modality), []).append((key, modality, ext))
-        for path, pending in by_path.items():
-            speech = [p for p in pending if p[1] == SPEECH]
-            face = [p for p in pending if p[1] == FACE]
-            sinks: list[tuple[str, Any]] = []
-
-            def on_video(info: VideoInfo, face=face, sinks=sinks):
-                consumers = []
-                for key, _, ext in face:
-                    sink = ext.open_clip(clip, info)
-                    sinks.append((key, sink))
-                    consumers.append((getattr(sink, "pixel_format", "rgb24"), sink.add))
-                return consumers
-
-            from .media import SAMPLE_RATE, decode
-
-            audio = decode(path, audio=bool(speech), on_video=on_video if face else None)
-            for key, _, ext in speech:
-                if hasattr(ext, "extract_batch"):
-                    prepared[key] = np.asarray(ext.prepare_audio(audio, SAMPLE_RATE, clip))
-            outputs = [(key, ext.extract_audio(audio, SAMPLE_RATE, clip))
-                       for key, _, ext in speech if not hasattr(ext, "extract_batch")]
-            outputs += [(key, sink.close()) for key, sink in sinks]
-            for key, features in outputs:
-                features = np.asarray(features)
-                if features.size == 0 or not np.isfinite(features).all():
-                    raise MediaError(f"{path}: the extractor produced no usable features",
-                                     "check the clip; it may be too short or blank")
-                cache.store(key, features)
+        extracted = extract_clip(job.clip, [(key, ext) for key, _, ext in job.extractors])
     except MediaError as exc:
-        return clip.id, f"{exc.message} ({exc.hint})" if exc.hint else exc.message, {}
-    return clip.id, None, prepared
+        return job.clip.id, f"{exc.message} ({exc.hint})" if exc.hint else exc.message, {}
+    for key, features in extracted.features.items():
+        cache.store(key, features)
+    return job.clip.id, None, extracted.prepared
 
 
 class _Batcher:

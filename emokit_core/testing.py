@@ -399,18 +399,9 @@ def _face_features(extractor: Any, frames: Sequence[np.ndarray], clip: Clip) -> 
 
 def _decoded(extractor: Any, clip: Clip) -> np.ndarray:
     """A real clip's features, decoded as the runner decodes it."""
-    from .media import decode
+    from .extraction import extract_clip
 
-    if extractor.modality == SPEECH:
-        return _speech_features(extractor, decode(clip.audio_path, audio=True), clip)
-    sinks = []
-
-    def on_video(info: VideoInfo):
-        sinks.append(extractor.open_clip(clip, info))
-        return [(getattr(sinks[0], "pixel_format", "rgb24"), sinks[0].add)]
-
-    decode(clip.video_path, audio=False, on_video=on_video)
-    return np.asarray(sinks[0].close())
+    return extract_clip(clip, [("features", extractor)], batch_here=True).features["features"]
 
 
 def check_extractor(extractor: Any, clips: Sequence[Clip] = (), *, name: str | None = None) -> list[np.ndarray]:

@@ -180,3 +180,35 @@ def test_vote_tie_break_is_deterministic_and_merges_calm():
     calm = np.array([[0.1, 0.8, 0.1], [0.1, 0.7, 0.2], [0.0, 0.1, 0.9]])
     assert MaxVoting().predict_proba([calm]).argmax() == 1
     assert MaxVoting(merge={1: 0}).predict_proba([calm]).argmax() == 0
+
+
+def test_vad_cuts_frames_to_the_speech_span_of_the_clips_audio(tiny_demo):
+    """The paper's "with VAD" face models: frames from the first to the last detected speech."""
+    from emokit_core.extraction import extract_clip
+    from emokit_core.media import SAMPLE_RATE, decode
+    from emokit_plugins.speech.vad import VadTrim
+
+    path = sorted(tiny_demo.rglob("*.mp4"))[0]
+    clip = Clip("c", "01", "happy", audio_path=path, video_path=path)
+    out = extract_clip(clip, [("all", FaceSaliencyFrames()), ("speech", FaceSaliencyFrames(vad="silero"))])
+    everything, speech = out.features["all"], out.features["speech"]
+    _, info = VadTrim("silero").trim(decode(path, audio=True), SAMPLE_RATE)
+    assert info["found"] and 0 < len(speech) < len(everything)
+    fps = out.video.fps
+    first = int(np.searchsorted(np.arange(len(everything)) / fps + 1 / fps, info["start"], side="right"))
+    assert abs(len(speech) - (info["end"] - info["start"]) * fps) <= 2
+    assert np.array_equal(speech[0], everything[first])  # the same frames, not re-rendered ones
+    assert FaceSaliencyFrames(vad="silero").cache_version != FaceSaliencyFrames().cache_version
+
+
+def test_vad_keeps_every_frame_of_a_video_without_audio(tmp_path):
+    rng = np.random.default_rng(2)
+    path = tmp_path / "silent-film.mp4"
+    write_video(path, [rng.integers(0, 255, (120, 160), dtype=np.uint8) for _ in range(6)])
+    from emokit_core.extraction import extract_clip
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = extract_clip(Clip("c", "01", "happy", video_path=path), [("f", FaceSaliencyFrames(vad="silero"))])
+    assert len(out.features["f"]) == 6
+    assert any("silent-film.mp4: no audio track" in str(w.message) for w in caught)

@@ -9,6 +9,10 @@ cropped original-resolution frame (OpenCV static saliency: spectral residual or
 fine-grained; pluggable through the ``saliency`` component family, e.g. a learned model),
 then both are resized to 48x48.  Output per clip: ``[frames, 2, 48, 48]`` uint8
 (channel 0 the grayscale face, channel 1 the saliency map scaled to 0-255).
+
+``vad`` (the paper's "with VAD" face models, Table 3): the frames are cut to the span from the
+first to the last speech the voice activity detector finds in the clip's own audio track, the
+same span the speech pipelines keep; a clip without speech, or without audio, keeps every frame.
 """
 
 from __future__ import annotations
@@ -96,12 +100,27 @@ class HaarFaceDetector:
 class _FaceSaliencySink:
     pixel_format = "gray"
 
-    def __init__(self, extractor: "FaceSaliencyFrames", clip: Clip):
+    def __init__(self, extractor: "FaceSaliencyFrames", clip: Clip, info: VideoInfo):
         self.extractor = extractor
         self.clip = clip
+        self.fps = info.fps
         self.box: tuple[int, int, int] | None = None
         self.frames: list[np.ndarray] = []
         self.saliency = extractor.saliency_model()
+        self.wants_audio = extractor.wants_audio
+        self.speech_span: tuple[float, float] | None = None  # seconds, from the clip's audio
+
+    def set_audio(self, audio: np.ndarray | None, sample_rate: int) -> None:
+        """The clip's decoded audio (None: the video has no audio track), before :meth:`close`."""
+        if audio is None:
+            warnings.warn(f"{self.clip.video_path}: no audio track to find speech in; keeping every frame",
+                          stacklevel=2)
+            return
+        from emokit_plugins.speech.vad import VadTrim
+
+        _, info = VadTrim(self.extractor.vad).trim(audio, sample_rate, self.clip)
+        if info["found"]:
+            self.speech_span = (info["start"], info["end"])
 
     def _crop_box(self, gray: np.ndarray) -> tuple[int, int, int]:
         h, w = gray.shape[:2]
@@ -128,7 +147,13 @@ class _FaceSaliencySink:
 
     def close(self) -> np.ndarray:
         size = self.extractor.size
-        return np.stack(self.frames) if self.frames else np.zeros((0, 2, size, size), np.uint8)
+        frames = self.frames
+        if self.speech_span is not None and self.fps > 0:
+            start, end = self.speech_span
+            times = np.arange(len(frames)) / self.fps  # frame i is shown from i / fps on
+            keep = np.flatnonzero((times + 1 / self.fps > start) & (times < end))
+            frames = [frames[i] for i in keep] or frames
+        return np.stack(frames) if frames else np.zeros((0, 2, size, size), np.uint8)
 
 
 def spectral_residual(work_size: int = 128) -> SpectralSaliency:
@@ -147,13 +172,27 @@ class FaceSaliencyFrames(BaseEstimator):
     """
 
     modality = FACE
-    cache_version = "1"
     weights_sha256 = None
 
-    def __init__(self, size: int = 48, saliency: str = "spectral_residual", face_detector: str = "haar"):
+    def __init__(self, size: int = 48, saliency: str = "spectral_residual", face_detector: str = "haar",
+                 vad: str = "none"):
         self.size = size
         self.saliency = saliency
         self.face_detector = face_detector
+        self.vad = vad
+
+    @property
+    def cache_version(self) -> str:
+        if self.vad == "none":
+            return "1"
+        from emokit_plugins.speech.vad import VadTrim
+
+        return f"1+{VadTrim(self.vad).cache_version}"
+
+    @property
+    def wants_audio(self) -> bool:
+        """The frames are cut to the clip's speech, which is found in its audio."""
+        return self.vad != "none"
 
     def saliency_model(self) -> Any:
         from emokit_core.plugins import create
@@ -169,7 +208,7 @@ class FaceSaliencyFrames(BaseEstimator):
         return detector
 
     def open_clip(self, clip: Clip, info: VideoInfo) -> _FaceSaliencySink:
-        return _FaceSaliencySink(self, clip)
+        return _FaceSaliencySink(self, clip, info)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
