@@ -8,6 +8,7 @@ import sys
 import typer
 
 from . import evaluate
+from . import report
 from . import data, fusion, plugins, predict, results, run, weights
 
 app = typer.Typer(name="emokit", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -15,6 +16,7 @@ app = typer.Typer(name="emokit", no_args_is_help=True, add_completion=False, pre
 run.register(app)
 results.register(app)
 evaluate.register(app)
+report.register(app)
 fusion.register(app)
 predict.register(app)
 plugins.register(app)
