@@ -95,6 +95,8 @@ def register(app: typer.Typer) -> None:
         actors: Optional[int] = typer.Option(None, "--actors", help="demo corpus: number of actors [10]"),
         workers: int = typer.Option(min(os.cpu_count() or 1, 8), "--workers", help="processes for decoding and features"),
         cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", envvar="EMOKIT_CACHE", help="feature cache folder [default: $EMOKIT_HOME/features]"),
+        device: Optional[str] = typer.Option(None, "--device", help="cuda, cuda:1, cpu ... for every pipeline with a "
+                                             "device parameter [default: auto, a GPU where there is one]"),
         fresh: bool = typer.Option(False, "--fresh", help="start new versions instead of resuming unfinished runs"),
         registry: Optional[str] = RegistryOption,
         as_json: bool = JsonOption,
@@ -111,6 +113,10 @@ def register(app: typer.Typer) -> None:
         for name in pipelines:
             host.pipeline(name)  # unknown names fail before any work
         overrides = parse_params(param, pipelines)
+        if device:  # an explicit -p PIPELINE.device=... still wins
+            for name in pipelines:
+                if "device" in host.pipeline(name).params:
+                    overrides.setdefault(name, {}).setdefault("device", device)
         for name in pipelines:  # bad parameters fail before the corpus is read
             host.pipeline(name).resolve(profile, overrides.get(name, {}))
         loaded = load_corpus(corpus, data, folds=folds, actors=actors, workers=workers, reporter=reporter)

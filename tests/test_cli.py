@@ -104,3 +104,13 @@ def test_weights_add_list_and_a_missing_name(tmp_path, tone_manifest):
     assert [w["name"] for w in listed] == ["mine"]
     missing = emokit("weights", "add", "x", str(tmp_path / "nope.pth"), "--registry", db)
     assert missing.returncode == 1 and "nope.pth: no such checkpoint file" in missing.stderr
+
+
+def test_device_option_reaches_every_pipeline_with_a_device_parameter(tmp_path, tone_manifest):
+    db = str(tmp_path / "r.db")
+    result = emokit("run", "speech.panns_svc", "speech.mfcc_svm", "--data", str(tone_manifest), "--registry", db,
+                    "--device", "cpu", "--json", "--workers", "1")
+    assert result.returncode == 0, result.stderr
+    params = {r["pipeline"]: r["params"] for r in json.loads(result.stdout)["runs"]}
+    assert params["speech.panns_svc"]["device"] == "cpu"
+    assert "device" not in params["speech.mfcc_svm"]  # a baseline has no device to set
