@@ -13,8 +13,8 @@ from .common import JsonOption, RegistryOption, err, open_registry, out, print_j
 def report_command(
     runs: List[str] = typer.Argument(..., help="run ids (see `emokit runs`), or MODEL@VERSION, or a model name (its "
                                                "newest finished version)"),
-    out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="HTML file to write [default: "
-                                                                      "emokit-report-<ids>.html]; its PNGs go to "
+    out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="HTML file to write (default "
+                                                                      "emokit-report-<ids>.html); its PNGs go to "
                                                                       "<name>_files/ beside it"),
     samples: int = typer.Option(3, "--samples", help="held-out clips whose attention over time is shown, per "
                                                      "attention model"),

@@ -459,8 +459,9 @@ def _attention_section(registry, evs, images: _Images, samples: int, notes: list
                 else:
                     if n_frames != len(weights):
                         problem = (f"{_run_name(run)}, clip {clip_id}: {video} now has {n_frames} frames but the "
-                                   f"run attended over {len(weights)}, so the video changed since the run; "
-                                   "the frames are not shown")
+                                   f"run attended over {len(weights)}: the video changed since the run, or the "
+                                   "pipeline kept only some of its frames (e.g. cut to speech with vad=), so it is "
+                                   "not known which frame each weight belongs to; the frames are not shown")
                         fps, thumbnails = 0.0, {}
             title = f"clip {clip_id}: true {truth}, predicted {guess} ({verdict})"
             path = plot_attention(weights, images.path(f"attention_run{run['run_id']}_sample{number}.png"),

@@ -194,7 +194,7 @@ def test_a_video_that_changed_since_the_run_is_said(runs, tmp_path):
     report = write_report(runs["reg"], [runs["ids"][3], changed], tmp_path / "changed.html", samples=1)
     text = report.html.read_text(encoding="utf-8")
     attention = text.split('<section id="attention">')[1].split("</section>")[0]
-    assert attention.count('class="note"') == 1 and "so the video changed since the run" in attention
+    assert attention.count('class="note"') == 1 and "the video changed since the run" in attention
     assert re.search(r"now has (\d+) frames but the run attended over (\d+)", attention).groups() == ("90", "95")
     comparison = text.split('<section id="comparison">')[1].split("</section>")[0]
     assert "McNemar" in comparison and "Cochran's Q = " not in comparison  # two runs on the same clips
