@@ -167,12 +167,13 @@ def plot_attention(weights, path: Path, *, title: str, fps: float = 0.0, thumbna
     colours = {"most": "#d62728", "least": "#2ca02c"}
     for index in shown:
         ax.plot(times[index], weights[index], "o", color=colours[kinds.get(index, "most")], markersize=6)
-    ax.set_xlim(0, max(times[-1], scale))
+    pad = 0.015 * max(times[-1], scale)  # markers at the first and last frame stay whole
+    ax.set_xlim(-pad, max(times[-1], scale) + pad)
     ax.set_ylim(0, 1.15 * max(float(weights.max()), 1.0 / n))
     ax.set_xlabel("time (s)" if fps > 0 else "frame")
     ax.set_ylabel("weight")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="upper right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the curve, never over it
     ax.set_title(title, fontsize=9)
     for column, index in enumerate(shown):
         thumb = fig.add_subplot(grid[1, column])
@@ -194,18 +195,24 @@ def plot_attention(weights, path: Path, *, title: str, fps: float = 0.0, thumbna
 
 
 def sample_clips(attention: dict, predictions: Sequence[dict], classes: Sequence[str], count: int) -> list[str]:
-    """``count`` clips spread over the true classes: the first clip (by id) of each class in the
-    corpus's class order, then the second of each, and so on; only clips with attention."""
-    by_class: dict[int, list[str]] = {}
+    """``count`` clips with attention, spread over the true classes and over right and wrong
+    predictions: one clip per class in the corpus's class order, round after round, the 1st,
+    3rd, ... pick a correctly classified clip and the 2nd, 4th, ... a misclassified one where
+    the class has one left (else the other kind); within a kind, clips go by id."""
+    queues: dict[int, tuple[list[str], list[str]]] = {}
     for p in sorted(predictions, key=lambda p: p["clip_id"]):
         if p["clip_id"] in attention:
-            by_class.setdefault(int(p["label"]), []).append(p["clip_id"])
-    queues = [by_class[k] for k in range(len(classes)) if k in by_class]
+            right, wrong = queues.setdefault(int(p["label"]), ([], []))
+            (right if p["label"] == p["pred"] else wrong).append(p["clip_id"])
+    order = [queues[k] for k in range(len(classes)) if k in queues]
     picked: list[str] = []
-    depth = 0
-    while len(picked) < count and any(depth < len(q) for q in queues):
-        picked += [q[depth] for q in queues if depth < len(q)][:count - len(picked)]
-        depth += 1
+    while len(picked) < count and any(right or wrong for right, wrong in order):
+        for right, wrong in order:
+            if len(picked) == count:
+                break
+            first, second = (right, wrong) if len(picked) % 2 == 0 else (wrong, right)
+            if first or second:
+                picked.append((first or second).pop(0))
     return picked
 
 
@@ -249,6 +256,17 @@ class _Images:
         return f'<img src="data:image/png;base64,{data}" alt="{_e(alt)}" title="{_e(path.name)}">'
 
 
+def _when(moment) -> str:
+    """A registry timestamp to the second, in UTC."""
+    if moment is None:
+        return "–"
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc)
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def _run_name(run: dict) -> str:
     return f"run {run['run_id']}: {run['ref']}"
 
@@ -282,7 +300,7 @@ def _details_section(evs) -> str:
         run = ev.run
         facts = [("command", run.get("command") or "–"), ("seed", run.get("seed")),
                  ("config hash", run.get("config_hash")),
-                 ("finished", run.get("finished_at") or "–"),
+                 ("finished", _when(run.get("finished_at"))),
                  ("seconds", f"{run['seconds']:.1f}" if run.get("seconds") is not None else "–"),
                  ("corpus root", run["corpus"].get("root") or "–"),
                  ("weights", json.dumps(run.get("weights"), sort_keys=True) if run.get("weights") else "–"),
@@ -502,6 +520,7 @@ table { border-collapse: collapse; margin: 8px 0 12px; font-size: 0.88em; }
 th, td { border: 1px solid #d5dae2; padding: 4px 8px; text-align: left; vertical-align: top; }
 th { background: #eef2f8; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.num { white-space: nowrap; }
 tbody tr:nth-child(even) { background: #f8f9fb; }
 figure { margin: 8px 0 16px; }
 figure img { max-width: 100%; height: auto; border: 1px solid #e3e6eb; }

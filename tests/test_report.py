@@ -195,7 +195,8 @@ def test_a_video_that_changed_since_the_run_is_said(runs, tmp_path):
     text = report.html.read_text(encoding="utf-8")
     attention = text.split('<section id="attention">')[1].split("</section>")[0]
     assert attention.count('class="note"') == 1 and "the video changed since the run" in attention
-    assert re.search(r"now has (\d+) frames but the run attended over (\d+)", attention).groups() == ("90", "95")
+    now, attended = re.search(r"now has (\d+) frames but the run attended over (\d+)", attention).groups()
+    assert int(attended) == int(now) + 5 > 80
     comparison = text.split('<section id="comparison">')[1].split("</section>")[0]
     assert "McNemar" in comparison and "Cochran's Q = " not in comparison  # two runs on the same clips
 
@@ -254,11 +255,13 @@ def test_find_video_in_ravdess_and_manifest_layouts(tmp_path):
 
 
 def test_sample_clips_round_robin_over_classes():
-    attention = {c: np.ones(3) / 3 for c in ("a1", "a2", "b1", "c1", "c2", "x")}
-    predictions = [{"clip_id": c, "label": label, "pred": 0}
-                   for c, label in (("c2", 2), ("a2", 0), ("b1", 1), ("c1", 2), ("a1", 0), ("nope", 1))]
-    assert sample_clips(attention, predictions, ["a", "b", "c"], 4) == ["a1", "b1", "c1", "a2"]
-    assert sample_clips(attention, predictions, ["a", "b", "c"], 10) == ["a1", "b1", "c1", "a2", "c2"]
+    attention = {c: np.ones(3) / 3 for c in ("a1", "a2", "a3", "b1", "c1", "c2", "x")}
+    # (clip, true, predicted): a1, a3, c2 right; a2, b1, c1 wrong; "nope" has no attention
+    predictions = [{"clip_id": c, "label": label, "pred": pred} for c, label, pred in (
+        ("c2", 2, 2), ("a2", 0, 1), ("b1", 1, 0), ("c1", 2, 0), ("a1", 0, 0), ("a3", 0, 0), ("nope", 1, 1))]
+    # right a1, wrong b1 (its only clip), right c2; then wrong a2, c1 (wrong), then a3
+    assert sample_clips(attention, predictions, ["a", "b", "c"], 4) == ["a1", "b1", "c2", "a2"]
+    assert sample_clips(attention, predictions, ["a", "b", "c"], 10) == ["a1", "b1", "c2", "a2", "c1", "a3"]
     assert sample_clips(attention, predictions, ["a", "b", "c"], 0) == []
     assert attended_frames([0.1, 0.5, 0.05, 0.2, 0.15]) == {1: "most", 2: "least", 3: "most", 4: "most"}
     assert attended_frames([0.6, 0.4]) == {0: "most", 1: "most"}
