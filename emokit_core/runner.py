@@ -28,7 +28,7 @@ from .contracts import FUSION, Clip, Corpus
 from .errors import EmokitError, MediaError
 from .metrics import scores, zeror_predictions
 from .plugins import PluginHost
-from .specs import PipelineSpec, Recipe, WeightsRef
+from .specs import PipelineSpec, Recipe, WeightsRef, is_random_init
 
 LIBRARIES = ("numpy", "scikit-learn", "scipy", "torch", "torchaudio", "torchvision", "av", "soundfile",
              "opencv-contrib-python-headless", "SQLAlchemy")
@@ -187,6 +187,13 @@ class Runner:
         self.workers = max(1, workers)
 
     # -- planning --------------------------------------------------------------------------
+    @staticmethod
+    def trains_on_gpu(device: str) -> bool:
+        """Whether a pipeline's ``device`` parameter (auto, cpu, cuda, ...) lands on a GPU here."""
+        from .training import pick_device
+
+        return pick_device(device).startswith("cuda")
+
     def plan(self, names: Sequence[str], corpus: Corpus, profile: str | None,
              overrides: Mapping[str, Mapping[str, Any]]) -> list[tuple[PipelineSpec, str, dict[str, Any]]]:
         if not names:
@@ -196,7 +203,10 @@ class Runner:
         planned = []
         for name in names:
             spec = self.host.pipeline(name)
-            chosen, params = spec.resolve(profile, overrides.get(name, {}))
+            chosen, why = spec.choose_profile(profile, overrides.get(name, {}), on_gpu=self.trains_on_gpu)
+            if why:
+                self.reporter.info(why)
+            chosen, params = spec.resolve(chosen, overrides.get(name, {}))
             planned.append((spec, chosen, params))
         for name in overrides:
             if name not in names:
@@ -257,7 +267,7 @@ class Runner:
             if not param.weights:
                 continue
             ref = params.get(key)
-            if ref in (None, "", "none", "random"):
+            if is_random_init(ref):
                 resolved[key] = None
                 self.reporter.warn(f"{spec.name}: no pretrained weights ({key}=none), so training starts from "
                                    f"random initialisation; pass -p {spec.name}.{key}=NAME|PATH to start from a "

@@ -16,6 +16,11 @@ from .contracts import FACE, FUSION, SPEECH
 from .errors import EmokitError
 
 
+def is_random_init(value: Any) -> bool:
+    """Whether a weights parameter's value means "no checkpoint": random initialisation."""
+    return value is None or str(value).strip().lower() in ("", "none", "random")
+
+
 @dataclass(frozen=True)
 class Param:
     """A pipeline parameter.  ``weights=True`` marks one naming pretrained weights: a name
@@ -107,6 +112,31 @@ class PipelineSpec:
             unknown = set(values) - set(self.params)
             if unknown:
                 raise ValueError(f"pipeline {self.name}: profile {profile} sets undeclared {sorted(unknown)}")
+
+    def choose_profile(self, requested: str | None, overrides: Mapping[str, Any] | None = None,
+                       on_gpu: Callable[[str], bool] | None = None) -> tuple[str, str | None]:
+        """The profile a run of this pipeline uses and, where it was chosen for the user, why.
+
+        An explicit ``requested`` profile always wins.  Without one, a pipeline that has a
+        ``scratch`` profile and a weights parameter picks ``paper`` when it is given
+        pretrained weights (the recipe they were published for), and otherwise ``scratch``
+        where it trains on a GPU and ``quick`` (the scratch recipe cut to a CPU budget) where
+        it does not; ``on_gpu(device)`` says whether the value of its ``device`` parameter
+        lands on a GPU.  Any other pipeline gets its ``default_profile``.
+        """
+        weights = [k for k, p in self.params.items() if p.weights]
+        if requested or "scratch" not in self.profiles or not weights:
+            return (requested or self.default_profile), None
+        overrides = overrides or {}
+        if any(not is_random_init(overrides.get(k, self.params[k].default)) for k in weights):
+            return "paper", (f"{self.name}: pretrained weights given, so profile paper (the paper's recipe; "
+                             f"--profile to choose another)")
+        device = overrides.get("device", self.params["device"].default if "device" in self.params else "auto")
+        if on_gpu is not None and on_gpu(str(device)):
+            return "scratch", (f"{self.name}: no pretrained weights, so profile scratch (augmentation, AdamW, "
+                               f"one-cycle schedule, label smoothing; --profile paper for the paper's recipe)")
+        return "quick", (f"{self.name}: no pretrained weights and no GPU, so profile quick (the scratch recipe cut "
+                         f"to a CPU budget; --profile scratch for the full one, --profile paper for the paper's)")
 
     def resolve(self, profile: str | None, overrides: Mapping[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
         """Defaults, then the profile, then the user's overrides (coerced to the declared types)."""

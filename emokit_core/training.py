@@ -4,14 +4,18 @@ training loop with periodic validation, best-state keeping, batched inference, a
 pickling that drops live networks.  torch is imported only when a model trains or predicts.
 
 A subclass declares its parameters in ``__init__`` (scikit-learn conventions) and
-implements :meth:`build_network`, :meth:`make_batch` and, if it is not Adam on NLL of
-log-probabilities, :meth:`make_optimizer` / :meth:`loss`.
+implements :meth:`build_network`, :meth:`make_batch` and, where it needs them,
+:meth:`log_probs`, :meth:`make_augmentation` or :meth:`loss`.  The optional parameters the
+loop reads (with the paper's behaviour as their default) select the recipe for training
+from scratch (docs/augmentation.md): ``optimizer`` (adam, adamw, sgd) with
+``weight_decay``, ``schedule`` (constant, one_cycle), ``label_smoothing``, ``mixup_alpha``,
+``sampling`` (random batches, or shuffled epochs) and ``patience=0`` (no early stopping).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -46,13 +50,22 @@ def validation_split(groups: np.ndarray | None, n: int, fraction: float, rng: np
 class NetworkClassifier(ClassifierMixin, BaseEstimator):
     """Base of the torch recognizers.
 
-    Training draws random batches of ``batch_size`` from the training part; every
-    ``eval_every`` steps (or once per epoch when ``eval_every`` is 0) it scores the
-    validation part (accuracy, or macro-F1 with ``val_metric="macro_f1"``) and keeps the best
-    state; it stops after ``patience`` checks without improvement or after ``max_steps``.
+    Training draws batches of ``batch_size`` from the training part: independent random
+    batches (``sampling="random"``, the default) or shuffled passes (``sampling="epochs"``,
+    a final partial batch dropped).  Every ``eval_every`` steps (or once per epoch when
+    ``eval_every`` is 0) it scores the validation part (accuracy, or macro-F1 with
+    ``val_metric="macro_f1"``) and keeps the best state; it stops after ``patience`` checks
+    without improvement or after the step budget.  ``patience=0`` or no validation part
+    (``val_fraction=0``) trains the whole budget and keeps the last state.
     Subclasses define the parameters used here in their ``__init__``: batch_size,
     eval_every, patience, val_fraction, device, random_state, and max_epochs or max_steps
-    (or override :meth:`step_budget`); they may set ``val_metric``.
+    (or override :meth:`step_budget`); they may set ``val_metric`` and the optional
+    parameters of the module docstring.
+
+    A training step: :meth:`make_batch` (on the device) -> the batch augmentation of
+    :meth:`make_augmentation` -> mixup (``mixup_alpha`` > 0) -> the network in train mode
+    (where the network may augment inside, e.g. SpecAugment on CNN14's log-mel) -> loss ->
+    optimizer and schedule step.  Validation and prediction see the clips unaugmented.
     """
 
     val_metric = "accuracy"
@@ -68,22 +81,66 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
     def log_probs(self, net, batch):
         return net(batch)
 
+    def make_augmentation(self):
+        """A module transforming training batches on the device in train mode (see
+        :mod:`emokit_core.augment`), or ``None`` for no augmentation."""
+        return None
+
     def step_budget(self, n_train: int) -> int:
         """Training steps at most: ``max_epochs`` passes over the training part where the
         subclass counts epochs, else ``max_steps``."""
         if hasattr(self, "max_epochs"):
-            return self.max_epochs * max(1, math.ceil(n_train / self.batch_size))
+            return self.max_epochs * self.steps_per_epoch(n_train)
         return self.max_steps
 
+    def steps_per_epoch(self, n_train: int) -> int:
+        if getattr(self, "sampling", "random") == "epochs":
+            return max(1, n_train // self.batch_size)
+        return max(1, math.ceil(n_train / self.batch_size))
+
     def make_optimizer(self, parameters):
+        """``optimizer``: adam (default; ``betas``, ``eps``), adamw, or sgd (``momentum``), with
+        ``lr`` and ``weight_decay``."""
         import torch
 
-        return torch.optim.Adam(parameters, lr=getattr(self, "lr", 1e-3))
+        name = getattr(self, "optimizer", "adam")
+        lr, weight_decay = getattr(self, "lr", 1e-3), getattr(self, "weight_decay", 0.0)
+        if name == "sgd":
+            return torch.optim.SGD(parameters, lr=lr, momentum=getattr(self, "momentum", 0.0),
+                                   weight_decay=weight_decay)
+        kinds = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+        if name not in kinds:
+            raise ValueError(f"optimizer must be adam, adamw or sgd, got {name!r}")
+        return kinds[name](parameters, lr=lr, betas=tuple(getattr(self, "betas", (0.9, 0.999))),
+                           eps=getattr(self, "eps", 1e-8), weight_decay=weight_decay)
+
+    def make_schedule(self, optimizer, n_steps: int):
+        """``schedule``: constant (default: no scheduler) or one_cycle (a one-cycle schedule over
+        the whole step budget peaking at ``lr``, stepped once per training step)."""
+        import torch
+
+        name = getattr(self, "schedule", "constant")
+        if name == "constant":
+            return None
+        if name != "one_cycle":
+            raise ValueError(f"schedule must be constant or one_cycle, got {name!r}")
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=getattr(self, "lr", 1e-3),
+                                                   total_steps=max(2, n_steps))
 
     def loss(self, log_probs, targets):
+        """NLL of the log-probabilities (weighted by ``class_weights_`` where set); with
+        ``label_smoothing`` or soft (mixup) targets, the cross-entropy against the smoothed or
+        soft distribution (log-softmax of log-probabilities is themselves, so it is the same
+        loss where neither is used)."""
         import torch.nn.functional as F
 
-        return F.nll_loss(log_probs, targets, weight=getattr(self, "class_weights_", None))
+        weight = getattr(self, "class_weights_", None)
+        if weight is not None:
+            weight = weight.to(log_probs.device, log_probs.dtype)
+        smoothing = getattr(self, "label_smoothing", 0.0)
+        if smoothing or targets.is_floating_point():
+            return F.cross_entropy(log_probs, targets, weight=weight, label_smoothing=smoothing)
+        return F.nll_loss(log_probs, targets, weight=weight)
 
     # -- training ---------------------------------------------------------------------------
     def _autocast(self, device: str):
@@ -91,16 +148,21 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
 
         return torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=device.startswith("cuda"))
 
+    def inference_batches(self, X: Sequence[Any]) -> list[np.ndarray]:
+        """Index batches for validation and prediction: runs of ``batch_size`` in order.  A
+        subclass whose batches pad their items overrides it so that an item's prediction
+        never depends on the items batched with it."""
+        return [np.arange(start, min(start + self.batch_size, len(X))) for start in range(0, len(X), self.batch_size)]
+
     def _predict_log_probs(self, net, X: Sequence[Any], device: str) -> np.ndarray:
         import torch
 
         net.eval()
-        out = []
+        out = np.zeros((len(X), len(self.classes_)), np.float32)
         with torch.inference_mode(), self._autocast(device):
-            for start in range(0, len(X), self.batch_size):
-                out.append(self.log_probs(net, self.make_batch(X[start: start + self.batch_size], device, None))
-                           .float().cpu())
-        return torch.cat(out).numpy() if out else np.zeros((0, len(self.classes_)), np.float32)
+            for batch in self.inference_batches(X):
+                out[batch] = self.log_probs(net, self.make_batch([X[i] for i in batch], device, None)).float().cpu()
+        return out
 
     def _validation_score(self, predicted: np.ndarray, truth: np.ndarray) -> float:
         if getattr(self, "val_metric", "accuracy") == "macro_f1":
@@ -109,8 +171,26 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
             return float(f1_score(truth, predicted, average="macro", zero_division=0))
         return float((predicted == truth).mean())
 
+    def _batches(self, train: np.ndarray, limit: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
+        """``limit`` batches of training indices, as ``sampling`` says."""
+        if getattr(self, "sampling", "random") == "random":
+            for _ in range(limit):
+                yield rng.choice(train, self.batch_size, replace=len(train) < self.batch_size)
+            return
+        size = min(self.batch_size, len(train))
+        done = 0
+        while True:
+            order = rng.permutation(train)
+            for start in range(0, len(order) - size + 1, size):
+                yield order[start: start + size]
+                done += 1
+                if done == limit:
+                    return
+
     def fit(self, X: Sequence[Any], y: np.ndarray, groups: np.ndarray | None = None) -> "NetworkClassifier":
         import torch
+
+        from .augment import Mixup, child_seed
 
         X = list(X)
         rng = np.random.default_rng(self.random_state)
@@ -121,35 +201,49 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
         device = pick_device(self.device)
         net = self.build_network(len(self.classes_), pretrained=True).to(device)
         optimizer = self.make_optimizer([p for p in net.parameters() if p.requires_grad])
+        limit = self.step_budget(len(train))
+        schedule = self.make_schedule(optimizer, limit)
+        augment = self.make_augmentation()
+        alpha = getattr(self, "mixup_alpha", 0.0)
+        mixup = Mixup(alpha, seed=child_seed(self.random_state, 0)) if alpha else None
         labels = torch.as_tensor(targets)
-        eval_every = self.eval_every or max(1, -(-len(train) // self.batch_size))  # 0: once per epoch
+        eval_every = self.eval_every or self.steps_per_epoch(len(train))  # 0: once per epoch
         best_score, best_state, stale = -np.inf, None, 0
         self.history_: list[tuple[int, float]] = []
-        step, limit = 0, self.step_budget(len(train))
-        for step in range(1, limit + 1):
+        step = 0
+        for step, batch in enumerate(self._batches(train, limit, rng), start=1):
             net.train()
-            batch = rng.choice(train, self.batch_size, replace=len(train) < self.batch_size)
+            inputs = self.make_batch([X[i] for i in batch], device, rng)
+            if augment is not None:
+                inputs = augment.train()(inputs)
+            truth = labels[batch].to(device)
+            if mixup is not None:
+                inputs, truth = mixup.train()(inputs, torch.nn.functional.one_hot(truth, len(self.classes_)).float())
             with self._autocast(device):
-                log_probs = self.log_probs(net, self.make_batch([X[i] for i in batch], device, rng))
-            loss = self.loss(log_probs.float(), labels[batch].to(device))
+                log_probs = self.log_probs(net, inputs)
+            loss = self.loss(log_probs.float(), truth)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            if step % eval_every and step != limit:
+            if schedule is not None:
+                schedule.step()
+            if not len(val) or (step % eval_every and step != limit):
                 continue
-            if len(val):
-                predicted = self._predict_log_probs(net, [X[i] for i in val], device).argmax(1)
-                score = self._validation_score(predicted, targets[val])
-            else:  # no validation actors: keep the last state
-                score = float(step)
+            predicted = self._predict_log_probs(net, [X[i] for i in val], device).argmax(1)
+            score = self._validation_score(predicted, targets[val])
             self.history_.append((step, score))
-            if score > best_score:
+            if not self.patience:  # no early stopping: scores for the record only
+                best_score = score
+            elif score > best_score:
                 best_score, stale = score, 0
                 best_state = {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
             else:
                 stale += 1
                 if stale >= self.patience:
                     break
+        if best_state is None:  # no validation part, or no early stopping: the last state
+            best_state = {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
+            best_score = best_score if len(val) else float("nan")
         self.state_ = best_state
         self.n_steps_ = step
         self.best_validation_ = best_score

@@ -93,10 +93,10 @@ def test_panns_ft_pipeline_runs_on_demo_clips(tmp_path, corpus):
     reg = Registry(tmp_path / "r.db")
     runner = Runner(PluginHost(), reg, FeatureCache(tmp_path / "cache"), workers=1)
     outcome = runner.run(["speech.panns_ft"], corpus, overrides={"speech.panns_ft": {
-        "width": "0.125", "max_iterations": "6", "eval_every": "3", "batch_size": "8"}})
+        "width": "0.125", "max_epochs": "1", "batch_size": "8", "device": "cpu"}})  # cpu: the quick profile
     run = reg.get_run(outcome.runs[0].run_id)
     assert run["status"] == "finished" and run["profile"] == "quick" and len(run["fold_results"]) == 5
-    assert run["params"]["crop_seconds"] == 2.5 and run["weights"] == {"weights": {"init": "random"}}
+    assert run["params"]["crop_seconds"] == 2.0 and run["weights"] == {"weights": {"init": "random"}}
 
 
 def test_alexnet_fine_tuner_on_images(tmp_path):

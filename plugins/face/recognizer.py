@@ -15,11 +15,21 @@ from emokit_core.training import NetworkClassifier
 
 
 class STNFrameClassifier(NetworkClassifier):
-    """Frames ``[2, size, size]`` (face, saliency; uint8) -> emotion, one frame at a time."""
+    """Frames ``[2, size, size]`` (face, saliency; uint8) -> emotion, one frame at a time.
+
+    The defaults are the paper's recipe.  Training from scratch (docs/augmentation.md) adds,
+    on the training device, a random rotation of up to ``rotation`` degrees and shift of up
+    to ``shift`` pixels shared by a frame's face and saliency map, a random brightness
+    change of up to ``brightness`` on the face, and the loop's ``optimizer``,
+    ``weight_decay``, ``schedule``, ``label_smoothing``, ``mixup_alpha`` and ``sampling``.
+    """
 
     def __init__(self, weights: WeightsRef | None = None, frame_output: str = "posteriors", size: int = 48,
                  lr: float = 1e-3, dropout: float = 0.5, batch_size: int = 128, max_epochs: int = 500,
-                 patience: int = 30, val_fraction: float = 0.2, device: str = "auto", random_state: int = 0):
+                 patience: int = 30, val_fraction: float = 0.2, device: str = "auto", random_state: int = 0,
+                 optimizer: str = "adam", weight_decay: float = 0.0, schedule: str = "constant",
+                 label_smoothing: float = 0.0, mixup_alpha: float = 0.0, sampling: str = "random",
+                 rotation: float = 0.0, shift: float = 0.0, brightness: float = 0.0):
         self.weights = weights
         self.frame_output = frame_output
         self.size = size
@@ -31,6 +41,15 @@ class STNFrameClassifier(NetworkClassifier):
         self.val_fraction = val_fraction
         self.device = device
         self.random_state = random_state
+        self.optimizer = optimizer
+        self.weight_decay = weight_decay
+        self.schedule = schedule
+        self.label_smoothing = label_smoothing
+        self.mixup_alpha = mixup_alpha
+        self.sampling = sampling
+        self.rotation = rotation
+        self.shift = shift
+        self.brightness = brightness
 
     eval_every = 0  # once per epoch
 
@@ -41,6 +60,18 @@ class STNFrameClassifier(NetworkClassifier):
         if pretrained and self.weights is not None:
             load_stn_checkpoint(net, self.weights.path, n_classes=n_classes)  # AffectNet heads are replaced
         return net
+
+    def make_augmentation(self):
+        from torch import nn
+
+        from emokit_core.augment import RandomAffine, RandomBrightness, child_seed
+
+        steps = []
+        if self.rotation or self.shift:
+            steps.append(RandomAffine(self.rotation, self.shift, seed=child_seed(self.random_state, 1)))
+        if self.brightness:
+            steps.append(RandomBrightness(self.brightness, channels=(0,), seed=child_seed(self.random_state, 2)))
+        return nn.Sequential(*steps) if steps else None
 
     def make_batch(self, items: Sequence[np.ndarray], device: str, rng: np.random.Generator | None):
         import torch

@@ -6,6 +6,11 @@
   early stopping on a validation split of the training actors).
 * ``speech.alexnet_ft`` - AlexNet fine-tuned on the DeepSpectrum images (cross-entropy, SGD).
 
+The two fine-tuned pipelines also have a ``scratch`` profile, the recipe for training them
+from random weights (augmentation on the training device, AdamW, one-cycle schedule, label
+smoothing: docs/augmentation.md); a run without pretrained weights and without --profile
+uses it on a GPU, and ``quick`` (for CNN14, the same recipe cut to a CPU budget) on a CPU.
+
 Both start from local checkpoints given as ``weights=NAME|PATH`` (``emokit weights add``):
 the official PANNs ``Cnn14_16k_mAP=0.438.pth`` and torchvision's ImageNet ``alexnet``.
 Without weights they run from a seeded random initialisation, and say so.  ``vad`` trims
@@ -52,7 +57,7 @@ def build_deepspectrum_svc(weights, vad: str, C: float, device: str) -> Recipe:
 
 def build_panns_ft(weights, width: float, vad: str, lr: float, batch_size: int, max_iterations: int,
                    eval_every: int, patience: int, val_fraction: float, freeze_blocks: int, crop_seconds: float,
-                   device: str) -> Recipe:
+                   device: str, **recipe) -> Recipe:
     from emokit_core.errors import EmokitError
 
     from .finetune import Cnn14FineTuner, Waveform
@@ -63,16 +68,35 @@ def build_panns_ft(weights, width: float, vad: str, lr: float, batch_size: int, 
     return Recipe(Waveform(vad=vad), Cnn14FineTuner(
         weights=weights, width=width, lr=lr, batch_size=batch_size, max_iterations=max_iterations,
         eval_every=eval_every, patience=patience, val_fraction=val_fraction, freeze_blocks=freeze_blocks,
-        crop_seconds=crop_seconds, device=device))
+        crop_seconds=crop_seconds, device=device, **recipe))
 
 
 def build_alexnet_ft(weights, vad: str, lr: float, momentum: float, weight_decay: float, batch_size: int,
-                     max_epochs: int, patience: int, val_fraction: float, device: str) -> Recipe:
+                     max_epochs: int, patience: int, val_fraction: float, device: str, **recipe) -> Recipe:
     from .finetune import AlexNetFineTuner, SpectrogramImage
 
     return Recipe(SpectrogramImage(vad=vad), AlexNetFineTuner(
         weights=weights, lr=lr, momentum=momentum, weight_decay=weight_decay, batch_size=batch_size,
-        max_epochs=max_epochs, patience=patience, val_fraction=val_fraction, device=device))
+        max_epochs=max_epochs, patience=patience, val_fraction=val_fraction, device=device, **recipe))
+
+
+#: The training-loop options of the recipe for training from scratch (docs/augmentation.md);
+#: their defaults are the paper's recipe.
+LOOP_PARAMS = {
+    "schedule": Param("constant", "learning-rate schedule: constant, or one_cycle (peaking at lr over the budget)",
+                      choices=("constant", "one_cycle")),
+    "label_smoothing": Param(0.0, "label smoothing of the cross-entropy (0 = plain NLL)"),
+    "mixup_alpha": Param(0.0, "mixup of training batches, Beta(alpha, alpha) weights (0 = off; PANNs: 1.0)"),
+    "sampling": Param("random", "training batches: random (independent draws) or epochs (shuffled passes)",
+                      choices=("random", "epochs")),
+}
+#: The scratch recipe's training loop: AdamW, one-cycle, label smoothing, shuffled epochs, no
+#: early stopping and no validation split (every training actor is trained on).
+SCRATCH_LOOP = {"optimizer": "adamw", "weight_decay": 1e-2, "lr": 1e-3, "schedule": "one_cycle",
+                "label_smoothing": 0.1, "sampling": "epochs", "batch_size": 32, "patience": 0, "val_fraction": 0.0}
+#: SpecAugment on CNN14's log-mel and the waveform augmentation of the scratch recipe.
+SCRATCH_AUDIO = {"shift_seconds": 0.5, "gain_db": 3.0, "time_stripes": 2, "time_stripe_frames": 40,
+                 "freq_stripes": 2, "freq_stripe_bins": 8}
 
 
 @hookimpl
@@ -91,29 +115,58 @@ def register_pipelines(register):
         params={"weights": Param(None, "PANNs CNN14 16 kHz checkpoint: a name from `emokit weights` or a path",
                                  weights=True),
                 "width": Param(1.0, "channel width of CNN14 (1.0 = the published network)"),
-                "vad": VAD, "lr": Param(1e-3, "Adam learning rate"), "batch_size": Param(24, "clips per step"),
-                "max_iterations": Param(30000, "training steps at most"),
+                "vad": VAD, "lr": Param(1e-3, "learning rate (the peak of a one_cycle schedule)"),
+                "optimizer": Param("adam", "adam, or adamw (decoupled weight decay)", choices=("adam", "adamw")),
+                "weight_decay": Param(0.0, "weight decay"), "batch_size": Param(24, "clips per step"),
+                "max_iterations": Param(30000, "training steps at most (when max_epochs is 0)"),
+                "max_epochs": Param(0, "training budget in passes over the training clips (0 = max_iterations)"),
                 "eval_every": Param(200, "steps between validation checks"),
-                "patience": Param(10, "validation checks without improvement before stopping"),
-                "val_fraction": Param(0.2, "share of the training actors held out for early stopping"),
+                "patience": Param(10, "validation checks without improvement before stopping (0 = never stop)"),
+                "val_fraction": Param(0.2, "share of the training actors held out for early stopping (0 = none)"),
                 "freeze_blocks": Param(0, "conv blocks (from the input) kept frozen: 0 = all trainable, 6 = head only"),
-                "crop_seconds": Param(0.0, "crop training clips to a random window of this length (0 = whole)"),
+                "crop_seconds": Param(0.0, "training clips cut to a random window of this length, or zero-padded "
+                                           "to it (0 = whole clips)"),
+                **LOOP_PARAMS,
+                "shift_seconds": Param(0.0, "random time shift of training waveforms, up to this many seconds"),
+                "gain_db": Param(0.0, "random gain of training waveforms, up to this many dB either way"),
+                "time_stripes": Param(0, "SpecAugment: time stripes zeroed on the training log-mel"),
+                "time_stripe_frames": Param(40, "SpecAugment: widest time stripe, in 10-ms frames"),
+                "freq_stripes": Param(0, "SpecAugment: frequency stripes zeroed on the training log-mel"),
+                "freq_stripe_bins": Param(8, "SpecAugment: widest frequency stripe, in mel bins (of 64)"),
                 "device": DEVICE},
         profiles={"paper": {},
-                  # quick: a quarter-width network, 2.5-s crops and 100 steps, for CPUs
-                  "quick": {"width": 0.25, "max_iterations": 100, "eval_every": 25, "patience": 2,
-                            "crop_seconds": 2.5}}))
+                  # scratch: the recipe that trains CNN14 from random weights (68.1 % on RAVDESS at
+                  # quarter width, 80 epochs on a GPU)
+                  "scratch": {**SCRATCH_LOOP, **SCRATCH_AUDIO, "width": 0.25, "crop_seconds": 5.0, "max_epochs": 80},
+                  # quick: the scratch recipe cut to two CPU cores (docs/augmentation.md): an
+                  # eighth-width network on 2-s crops, 20 epochs of batch 16 at a higher peak lr,
+                  # waveform shift and gain but no SpecAugment (it slows so short a training)
+                  "quick": {**SCRATCH_LOOP, "width": 0.125, "crop_seconds": 2.0, "shift_seconds": 0.25,
+                            "gain_db": 3.0, "batch_size": 16, "lr": 3e-3, "max_epochs": 20}}))
     register(PipelineSpec(
         "speech.alexnet_ft", "speech", "AlexNet fine-tuned on DeepSpectrum images, cross-entropy, SGD (paper Table 1)",
         build_alexnet_ft,
         params={"weights": Param(None, "torchvision ImageNet alexnet state dict: a name or a path", weights=True),
-                "vad": VAD, "lr": Param(1e-3, "SGD learning rate"), "momentum": Param(0.9, "SGD momentum"),
-                "weight_decay": Param(5e-4, "SGD weight decay"), "batch_size": Param(24, "images per step"),
+                "vad": VAD, "lr": Param(1e-3, "learning rate (the peak of a one_cycle schedule)"),
+                "optimizer": Param("sgd", "sgd (with momentum), or adamw", choices=("sgd", "adamw")),
+                "momentum": Param(0.9, "SGD momentum"),
+                "weight_decay": Param(5e-4, "weight decay"), "batch_size": Param(24, "images per step"),
                 "max_epochs": Param(500, "epochs at most"),
-                "patience": Param(30, "epochs without validation gain before stopping"),
-                "val_fraction": Param(0.2, "share of the training actors held out for early stopping"),
+                "patience": Param(30, "epochs without validation gain before stopping (0 = never stop)"),
+                "val_fraction": Param(0.2, "share of the training actors held out for early stopping (0 = none)"),
+                **LOOP_PARAMS,
+                "shift_pixels": Param(0, "random time shift of training images, up to this many columns (of 227)"),
+                "time_stripes": Param(0, "SpecAugment: time stripes (columns) set to the mean colour"),
+                "time_stripe_pixels": Param(23, "SpecAugment: widest time stripe, in columns"),
+                "freq_stripes": Param(0, "SpecAugment: frequency stripes (rows) set to the mean colour"),
+                "freq_stripe_pixels": Param(28, "SpecAugment: widest frequency stripe, in rows"),
                 "device": DEVICE},
-        profiles={"paper": {}, "quick": {"max_epochs": 8, "patience": 3}}))
+        profiles={"paper": {},
+                  # scratch: the CNN14 recipe carried over to the image (a 227-px image spans a
+                  # whole clip: 28 columns are about 0.5 s, 23 columns 40 frames, 28 rows 8 of 64 bins)
+                  "scratch": {**SCRATCH_LOOP, "shift_pixels": 28, "time_stripes": 2, "freq_stripes": 2,
+                              "max_epochs": 80},
+                  "quick": {"max_epochs": 8, "patience": 3}}))
     register(PipelineSpec(
         "speech.deepspectrum_svc", "speech", "DeepSpectrum: viridis mel-spectrogram image -> AlexNet fc7 -> SVC",
         build_deepspectrum_svc,

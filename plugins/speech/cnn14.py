@@ -15,7 +15,10 @@ loads with ``strict=True``:
 * ``bn0`` over the mel bins, six ``conv_block``s of two 3x3 conv + BN + ReLU with 2x2
   average pooling (1x1 after the last), ``fc1`` and ``fc_audioset``.
 
-SpecAugment and mixup of the upstream training code have no parameters and are left out.
+Augmentation for training is a hook: ``spec_augment`` (``None`` by default) is applied to
+the normalised log-mel between ``bn0`` and the conv blocks in train mode only, where
+upstream's training code applies its SpecAugment (e.g. :class:`emokit_core.augment.SpecAugment`);
+it has no parameters, so checkpoints are unaffected.
 The forward pass returns ``{"clipwise_output", "embedding"}`` as upstream does; the
 embedding (``relu(fc1)``, 2048-d at ``width=1``) is the paper's feature vector.
 
@@ -258,6 +261,7 @@ class Cnn14(nn.Module):
         self.fc1 = nn.Linear(in_channels, in_channels, bias=True)
         self.fc_audioset: nn.Linear | None = nn.Linear(in_channels, classes_num, bias=True)
         self.fc_transfer: nn.Linear | None = None  # set by replace_head()
+        self.spec_augment: nn.Module | None = None  # training-time augmentation of the log-mel
         _init_bn(self.bn0)
         _init_conv_or_linear(self.fc1)
         _init_conv_or_linear(self.fc_audioset)
@@ -290,6 +294,8 @@ class Cnn14(nn.Module):
         """
         x = self.logmel(waveform)
         x = self.bn0(x.transpose(1, 3)).transpose(1, 3)
+        if self.training and self.spec_augment is not None:
+            x = self.spec_augment(x)
         if self.conv_block2.conv1.weight.is_contiguous(memory_format=torch.channels_last):
             x = x.contiguous(memory_format=torch.channels_last)
         for i in range(1, 7):
