@@ -114,3 +114,17 @@ def test_device_option_reaches_every_pipeline_with_a_device_parameter(tmp_path, 
     params = {r["pipeline"]: r["params"] for r in json.loads(result.stdout)["runs"]}
     assert params["speech.panns_svc"]["device"] == "cpu"
     assert "device" not in params["speech.mfcc_svm"]  # a baseline has no device to set
+
+
+def test_a_gpu_asked_for_where_there_is_none_is_one_clear_line(tmp_path, tone_manifest):
+    import torch
+    import pytest
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    result = emokit("run", "speech.panns_ft", "--data", str(tone_manifest), "--registry", str(tmp_path / "r.db"),
+                    "--device", "cuda")
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-2:] == [
+        "error: device 'cuda' was asked for, but torch sees no CUDA GPU here",
+        "hint: use --device cpu (or auto), or check the GPU driver and torch's CUDA build"]

@@ -21,8 +21,10 @@ from emokit_core.specs import ComponentSpec, Param, PipelineSpec, Recipe, lazy
 WEIGHTS = Param(None, "STN checkpoint in the authors' layout (e.g. AffectNet); a name or a path", weights=True)
 SALIENCY = Param("spectral_residual", "saliency component: spectral_residual, fine_grained, or a plugin's")
 DEVICE = Param("auto", "cuda, cpu, or auto (a GPU where there is one)")
+VAD = Param("none", "keep the frames between the first and last speech of the clip's audio: none, silero, ina "
+                    "(the paper's face models 'with VAD')", choices=("none", "silero", "ina"))
 STN_PARAMS = {
-    "weights": WEIGHTS, "saliency": SALIENCY,
+    "weights": WEIGHTS, "saliency": SALIENCY, "vad": VAD,
     "stn_lr": Param(1e-3, "learning rate of the STN (the peak of a one_cycle schedule)"),
     "stn_optimizer": Param("adam", "STN optimizer: adam, or adamw (decoupled weight decay)", choices=("adam", "adamw")),
     "stn_weight_decay": Param(0.0, "STN weight decay"),
@@ -63,18 +65,18 @@ def _stn(frame_output, **values):
         device=values["device"])
 
 
-def build_stn_vote(saliency, frames_per_clip, merge_calm, **stn) -> Recipe:
+def build_stn_vote(saliency, vad, frames_per_clip, merge_calm, **stn) -> Recipe:
     from emokit_core.estimators import FrameClipModel, MaxVoting
 
     from .frames import FaceSaliencyFrames
 
     # merge_calm: calm (class 1) votes as neutral (class 0), for models that never learnt calm
     vote = MaxVoting(merge={1: 0} if merge_calm else None)
-    return Recipe(FaceSaliencyFrames(saliency=saliency),
+    return Recipe(FaceSaliencyFrames(saliency=saliency, vad=vad),
                   FrameClipModel(_stn("posteriors", **stn), vote, max_frames_per_clip=frames_per_clip))
 
 
-def build_stn_bilstm(saliency, frames_per_clip, input, layers, hidden, lstm_batch_size, lstm_max_epochs,
+def build_stn_bilstm(saliency, vad, frames_per_clip, input, layers, hidden, lstm_batch_size, lstm_max_epochs,
                      lstm_patience, **stn) -> Recipe:
     from emokit_core.estimators import FrameClipModel
 
@@ -83,7 +85,7 @@ def build_stn_bilstm(saliency, frames_per_clip, input, layers, hidden, lstm_batc
 
     lstm = BiLSTMAggregator(layers=layers, hidden=hidden, batch_size=lstm_batch_size, max_epochs=lstm_max_epochs,
                             patience=lstm_patience, val_fraction=stn["val_fraction"], device=stn["device"])
-    return Recipe(FaceSaliencyFrames(saliency=saliency),
+    return Recipe(FaceSaliencyFrames(saliency=saliency, vad=vad),
                   FrameClipModel(_stn(input, **stn), lstm, max_frames_per_clip=frames_per_clip))
 
 
