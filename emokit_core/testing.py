@@ -38,6 +38,7 @@ import os
 import pickle
 import subprocess
 import sys
+import contextlib
 import tempfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -274,11 +275,11 @@ def _check_round_trip(model: Any, X_test: Any, proba: np.ndarray, registry: Any,
     if registry is None:
         from .registry.artifacts import ArtifactStore
 
-        store = ArtifactStore(tempfile.mkdtemp(prefix="emokit-artifacts-"))
-        put, get = store.put, store.get
+        with tempfile.TemporaryDirectory(prefix="emokit-artifacts-") as tmp:
+            store = ArtifactStore(tmp)
+            back = store.get(store.put(data))
     else:
-        put, get = registry.put_artifact, registry.get_artifact
-    back = get(put(data))
+        back = registry.get_artifact(registry.put_artifact(data))
     trusted = _trusted_packages(model, allow)
     unpickler = _SafeUnpickler(back, trusted)
     try:
@@ -548,43 +549,48 @@ def check_pipeline(name: str, corpus: Corpus | None = None, registry: Any = None
         _check_estimator_params(built.model, f"{who} model")
     if corpus is None:
         return built
-    registry = registry if registry is not None else Registry(Path(tempfile.mkdtemp(prefix="emokit-check-")) / "r.db")
-    cache = FeatureCache(Path(cache_dir) if cache_dir else Path(tempfile.mkdtemp(prefix="emokit-features-")))
-    runner = Runner(host, registry, cache, workers=1)
-    names = [*inputs, name] if spec.modality == FUSION else [name]
-    outcome = runner.run(names, corpus, profile=profile, overrides={name: dict(params)} if params else None,
-                         seed=seed, resume=False)
-    run = outcome.runs[-1]
-    recorded = registry.get_run(run.run_id)
-    if recorded["status"] != "finished" or len(recorded["fold_results"]) != len(corpus.folds):
-        _fail(who, f"run {run.run_id} is {recorded['status']} with {len(recorded['fold_results'])} of "
-                   f"{len(corpus.folds)} folds")
-    if not any(r["model"] == name and r["run_id"] == run.run_id
-               for r in registry.leaderboard(corpus=corpus.name)):
-        _fail(who, f"run {run.run_id} is not on the leaderboard of {corpus.name}")
-    clip_of = {c.id: c for c in corpus.clips}
-    if spec.modality == FUSION:
-        by_input = {r.pipeline: {p["clip_id"]: p["probs"] for p in registry.predictions(r.run_id)}
-                    for r in outcome.runs[:-1]}
-    else:  # the recipe as the run built it (the runner may have chosen another profile)
-        built = spec.build(**{**run.params, **runner.resolve_weights(spec, run.params)})
-        keys = runner.extract(corpus, {name: built})[0].get(name) if built.extractor is not None else None
-    for fold in range(len(corpus.folds)):
-        held_out = _fold_inputs(registry, run, fold)
+    with contextlib.ExitStack() as scratch:  # temporary registry and cache are removed afterwards
+        def temporary(prefix: str) -> Path:
+            return Path(scratch.enter_context(tempfile.TemporaryDirectory(prefix=prefix)))
+
+        if registry is None:
+            registry = scratch.enter_context(Registry(temporary("emokit-check-") / "r.db"))
+        cache = FeatureCache(Path(cache_dir) if cache_dir else temporary("emokit-features-"))
+        runner = Runner(host, registry, cache, workers=1)
+        names = [*inputs, name] if spec.modality == FUSION else [name]
+        outcome = runner.run(names, corpus, profile=profile, overrides={name: dict(params)} if params else None,
+                             seed=seed, resume=False)
+        run = outcome.runs[-1]
+        recorded = registry.get_run(run.run_id)
+        if recorded["status"] != "finished" or len(recorded["fold_results"]) != len(corpus.folds):
+            _fail(who, f"run {run.run_id} is {recorded['status']} with {len(recorded['fold_results'])} of "
+                       f"{len(corpus.folds)} folds")
+        if not any(r["model"] == name and r["run_id"] == run.run_id
+                   for r in registry.leaderboard(corpus=corpus.name)):
+            _fail(who, f"run {run.run_id} is not on the leaderboard of {corpus.name}")
+        clip_of = {c.id: c for c in corpus.clips}
         if spec.modality == FUSION:
-            X: Any = {k: np.array([v[p["clip_id"]] for p in held_out]) for k, v in by_input.items()}
-        elif keys is None:
-            X = [clip_of[p["clip_id"]] for p in held_out]
-        else:
-            X = [cache.load(keys[p["clip_id"]]) for p in held_out]
-        trusted = _trusted_packages(built if spec.modality == FUSION else built.model,
-                                    (getattr(spec.build, "__module__", "").split(".")[0], *allow))
-        model = _SafeUnpickler(registry.fold_artifact(run.run_id, fold, "model"), trusted).load()
-        again = aligned_proba(model, np.asarray(model.predict_proba(X)), len(corpus.classes))
-        if not np.allclose(again, np.array([p["probs"] for p in held_out]), rtol=0, atol=1e-6):
-            _fail(who, f"fold {fold}'s model loaded from the registry predicts other posteriors than were recorded",
-                  "everything predict_proba uses must be in the pickled state (see __getstate__)")
-    return run
+            by_input = {r.pipeline: {p["clip_id"]: p["probs"] for p in registry.predictions(r.run_id)}
+                        for r in outcome.runs[:-1]}
+        else:  # the recipe as the run built it (the runner may have chosen another profile)
+            built = spec.build(**{**run.params, **runner.resolve_weights(spec, run.params)})
+            keys = runner.extract(corpus, {name: built})[0].get(name) if built.extractor is not None else None
+        for fold in range(len(corpus.folds)):
+            held_out = _fold_inputs(registry, run, fold)
+            if spec.modality == FUSION:
+                X: Any = {k: np.array([v[p["clip_id"]] for p in held_out]) for k, v in by_input.items()}
+            elif keys is None:
+                X = [clip_of[p["clip_id"]] for p in held_out]
+            else:
+                X = [cache.load(keys[p["clip_id"]]) for p in held_out]
+            trusted = _trusted_packages(built if spec.modality == FUSION else built.model,
+                                        (getattr(spec.build, "__module__", "").split(".")[0], *allow))
+            model = _SafeUnpickler(registry.fold_artifact(run.run_id, fold, "model"), trusted).load()
+            again = aligned_proba(model, np.asarray(model.predict_proba(X)), len(corpus.classes))
+            if not np.allclose(again, np.array([p["probs"] for p in held_out]), rtol=0, atol=1e-6):
+                _fail(who, f"fold {fold}'s model loaded from the registry predicts other posteriors than were recorded",
+                      "everything predict_proba uses must be in the pickled state (see __getstate__)")
+        return run
 
 
 def check_corpus(name: str, path: str | Path | None = None, *, host: Any = None, **options: Any) -> Corpus:
