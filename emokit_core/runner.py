@@ -207,6 +207,10 @@ class Runner:
             if why:
                 self.reporter.info(why)
             chosen, params = spec.resolve(chosen, overrides.get(name, {}))
+            if "device" in params:
+                from .training import check_device
+
+                check_device(str(params["device"]))
             planned.append((spec, chosen, params))
         for name in overrides:
             if name not in names:

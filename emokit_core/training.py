@@ -22,18 +22,23 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 
 
 def pick_device(device: str = "auto") -> str:
-    """``auto`` -> ``cuda`` where a GPU is visible, else ``cpu``; anything else as given, once
-    torch can use it (a GPU asked for where there is none is an error saying so)."""
+    """``auto`` -> ``cuda`` where a GPU is visible, else ``cpu``; anything else as given."""
+    if device != "auto":
+        return device
     import torch
 
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def check_device(device: str) -> None:
+    """A GPU asked for where torch sees none is an error saying so, before any work starts."""
+    import torch
+
+    if pick_device(device).startswith("cuda") and not torch.cuda.is_available():
         from .errors import EmokitError
 
         raise EmokitError(f"device {device!r} was asked for, but torch sees no CUDA GPU here",
                           "use --device cpu (or auto), or check the GPU driver and torch's CUDA build")
-    return device
 
 
 def validation_split(groups: np.ndarray | None, n: int, fraction: float, rng: np.random.Generator
