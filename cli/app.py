@@ -7,9 +7,7 @@ import sys
 
 import typer
 
-from . import evaluate
-from . import report
-from . import data, fusion, plugins, predict, results, run, weights
+from . import data, evaluate, fusion, plugins, predict, report, results, run, weights
 
 app = typer.Typer(name="emokit", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Multimodal (speech + face) emotion recognition: plugins, subject-wise CV, a model registry.")
