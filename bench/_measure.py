@@ -31,16 +31,26 @@ def _tree_rss(root_pid: int) -> int:
     return total
 
 
-def measure(cmd: list[str], env: dict[str, str] | None = None, cwd: str | None = None) -> dict[str, float]:
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, cwd=cwd,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    peak = 0
-    while proc.poll() is None:
-        peak = max(peak, _tree_rss(proc.pid))
-        time.sleep(0.05)
-    seconds = time.perf_counter() - start
-    stderr = proc.stderr.read() if proc.stderr else ""
+def measure(cmd: list[str], env: dict[str, str] | None = None, cwd: str | None = None,
+            stdout: bool = False) -> dict:
+    """Wall seconds and peak RSS of the process tree; with ``stdout``, what the command printed.
+    Output goes to temporary files (a pipe that fills up would stall the command)."""
+    import tempfile
+
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, cwd=cwd, stdout=out, stderr=err, text=True)
+        peak = 0
+        while proc.poll() is None:
+            peak = max(peak, _tree_rss(proc.pid))
+            time.sleep(0.05)
+        seconds = time.perf_counter() - start
+        out.seek(0)
+        err.seek(0)
+        printed, stderr = out.read(), err.read()
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{stderr[-2000:]}")
-    return {"seconds": seconds, "peak_rss_mib": peak / 2**20}
+    result = {"seconds": seconds, "peak_rss_mib": peak / 2**20}
+    if stdout:
+        result["stdout"] = printed
+    return result

@@ -91,13 +91,13 @@ def features_from_mp4(path: str) -> tuple[np.ndarray, np.ndarray]:
     import av
     from scipy.signal import resample_poly
 
-    x0 = (ds.WIDTH - ds.FACE_SIZE) // 2
+    x0 = (ds.frame_width(ds.HEIGHT) - ds.HEIGHT) // 2
     faces, chunks = [], []
     with av.open(path) as box:
         for k, frame in enumerate(box.decode(video=0)):
             if k % FRAME_STEP == 0:
                 gray = frame.to_ndarray(format="gray")
-                faces.append(_face48(np.ascontiguousarray(gray[:, x0:x0 + ds.FACE_SIZE])))
+                faces.append(_face48(np.ascontiguousarray(gray[:, x0:x0 + ds.HEIGHT])))
     with av.open(path) as box:
         for frame in box.decode(audio=0):
             a = frame.to_ndarray()  # AAC decodes to planar float: (channels, samples)

@@ -22,18 +22,26 @@ app.add_typer(data.app, name="data")
 app.add_typer(weights.app, name="weights")
 
 
+_plugin_commands_added = False
+
+
 def _add_plugin_commands() -> None:
+    global _plugin_commands_added
+    if _plugin_commands_added:  # main() may run more than once in a process (tests, embedding)
+        return
     from emokit_core.plugins import get_host
 
     get_host().add_commands(app)
+    _plugin_commands_added = True
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """The console script; ``argv`` (default: the process's arguments) for running it in-process."""
     from emokit_core.errors import EmokitError
 
     try:
         _add_plugin_commands()
-        app(standalone_mode=False)
+        app(args=argv, prog_name="emokit", standalone_mode=False)
     except EmokitError as exc:
         if os.environ.get("EMOKIT_TRACEBACK"):
             raise

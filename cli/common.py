@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from contextlib import contextmanager
 from typing import Any, Iterator, Optional
 
 import typer
 from rich.console import Console
+
+from emokit_core.progress import Reporter, format_seconds
 
 # Results go to stdout, progress and warnings to stderr; piped output is not squeezed to 80 columns.
 out = Console(width=None if sys.stdout.isatty() else 160)
@@ -17,6 +20,7 @@ err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 RegistryOption = typer.Option(None, "--registry", envvar="EMOKIT_REGISTRY",
                               help="SQLAlchemy URL or path of the registry [default: ./registry.db]")
 JsonOption = typer.Option(False, "--json", help="print JSON instead of a table")
+QuietOption = typer.Option(False, "--quiet", "-q", help="no progress bars or progress lines (warnings still shown)")
 
 
 def open_registry(url: Optional[str]):
@@ -33,27 +37,86 @@ def pct(value: Any) -> str:
     return "-" if value is None else f"{100 * value:.2f}"
 
 
-class RichReporter:
-    """Progress bars and messages on stderr."""
+class RichReporter(Reporter):
+    """Progress and messages on stderr.
 
-    def __init__(self, quiet: bool = False):
+    On a terminal: one live display of bars with counts, elapsed time and an ETA; a step opened
+    inside another (a training loop inside a fold) gets its own bar, removed when it ends.  On a
+    non-interactive stderr (a log file, CI): a line per step every ``interval`` seconds and one
+    when it ends, never a frozen bar.  ``quiet``: no progress and no info messages, warnings only.
+    """
+
+    def __init__(self, quiet: bool = False, interactive: Optional[bool] = None, interval: float = 5.0,
+                 console: Optional[Console] = None):
         self.quiet = quiet
+        self.console = console or err
+        self.interactive = self.console.is_terminal if interactive is None else interactive
+        self.interval = interval
+        self._live: Any = None  # the shared rich Progress while a bar is open
+        self._depth = 0
 
     @contextmanager
     def task(self, description: str, total: int) -> Iterator[Any]:
         if self.quiet or total == 0:
             yield lambda n=1, total=None: None
             return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        self._depth += 1
+        try:
+            with (self._bar if self.interactive else self._lines)(description, total) as advance:
+                yield advance
+        finally:
+            self._depth -= 1
 
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=err, transient=False) as progress:
-            task = progress.add_task(description, total=total)
-            yield lambda n=1, total=None: progress.update(task, advance=n, total=total)
+    @contextmanager
+    def _bar(self, description: str, total: int) -> Iterator[Any]:
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                   TimeRemainingColumn)
+
+        if self._live is None:
+            self._live = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                  TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=self.console)
+            self._live.start()
+        live, nested = self._live, self._depth > 1
+        task = live.add_task(("  " * (self._depth - 1)) + description, total=total)
+        try:
+            yield lambda n=1, total=None: live.update(task, advance=n, total=total)
+        finally:
+            if nested:
+                live.remove_task(task)
+            else:
+                live.stop()
+                self._live = None
+
+    @contextmanager
+    def _lines(self, description: str, total: int) -> Iterator[Any]:
+        indent = "  " * (self._depth - 1)
+        started = last = time.monotonic()
+        state = {"done": 0, "total": total}
+
+        def advance(n: int = 1, total: Optional[int] = None) -> None:
+            nonlocal last
+            state["done"] += n
+            if total is not None:
+                state["total"] = total
+            now = time.monotonic()
+            if now - last >= self.interval and state["done"] < state["total"]:
+                last = now
+                elapsed = now - started
+                left = elapsed / state["done"] * (state["total"] - state["done"]) if state["done"] else None
+                self.console.print(f"{indent}{description}: {state['done']}/{state['total']}, "
+                                   f"{format_seconds(elapsed)} elapsed"
+                                   + (f", about {format_seconds(left)} left" if left is not None else ""),
+                                   highlight=False, soft_wrap=True)
+
+        try:
+            yield advance
+        finally:
+            self.console.print(f"{indent}{description}: {state['done']}/{state['total']} in "
+                               f"{format_seconds(time.monotonic() - started)}", highlight=False, soft_wrap=True)
 
     def warn(self, message: str) -> None:
-        err.print(f"[yellow]warning:[/] {message}", markup=True, highlight=False, soft_wrap=True)
+        self.console.print(f"[yellow]warning:[/] {message}", markup=True, highlight=False, soft_wrap=True)
 
     def info(self, message: str) -> None:
         if not self.quiet:
-            err.print(message, highlight=False, soft_wrap=True)
+            self.console.print(message, highlight=False, soft_wrap=True)

@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from .common import JsonOption, RichReporter, err, out, print_json
+from .common import JsonOption, QuietOption, RichReporter, err, out, print_json
 from .run import generation_progress
 
 app = typer.Typer(no_args_is_help=True, help="Corpora: generate the demo corpus, inspect a corpus.")
@@ -22,16 +22,20 @@ def demo_command(
     repetitions: Optional[int] = typer.Option(None, "--repetitions",
                                               help="repetitions per take [1; 2 for 24 or more actors, as RAVDESS]"),
     seed: int = typer.Option(0, "--seed", help="generator seed"),
+    height: int = typer.Option(720, "--height", help="frame height (16:9; 720 = RAVDESS's 1280x720, less for "
+                                                     "quick tests: a multiple of 36)"),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="folder to write [default: $EMOKIT_HOME/demo/...]"),
     workers: int = typer.Option(min(os.cpu_count() or 1, 8), "--workers", help="processes"),
     as_json: bool = JsonOption,
+    quiet: bool = QuietOption,
 ) -> None:
     """Generate (once; deterministic from the seed) the synthetic demo corpus in RAVDESS layout."""
     from emokit_plugins.corpora.demo import load_demo
 
     started = time.perf_counter()
     corpus = load_demo(out_dir, actors=actors, repetitions=repetitions, seed=seed,
-                       progress=generation_progress(RichReporter(), "generating the demo corpus"), workers=workers)
+                       progress=generation_progress(RichReporter(quiet=quiet), "generating the demo corpus"), workers=workers,
+                       height=height)
     seconds = time.perf_counter() - started
     summary = {"root": str(corpus.root), "clips": len(corpus.clips), "actors": len({c.actor for c in corpus.clips}),
                "folds": corpus.folds, "seconds": round(seconds, 2)}

@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from .common import JsonOption, RegistryOption, RichReporter, open_registry, out, pct, print_json
+from .common import JsonOption, QuietOption, RegistryOption, RichReporter, open_registry, out, pct, print_json
 
 
 def register(app: typer.Typer) -> None:
@@ -19,13 +19,14 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, "--seed", help="random seed of the fusers"),
         registry: Optional[str] = RegistryOption,
         as_json: bool = JsonOption,
+        quiet: bool = QuietOption,
     ) -> None:
         """Every fuser of the paper's grid (SVM linear/RBF, logistic regression, k-NN) on the runs'
         stored out-of-fold posteriors: one registered fusion run per point, the best tagged."""
         from emokit_core.fusion_grid import run_grid
         from emokit_core.plugins import get_host
 
-        reporter = RichReporter()
+        reporter = RichReporter(quiet=quiet)
         host = get_host()
         for problem in host.problems():
             reporter.warn(problem)

@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from .common import JsonOption, RegistryOption, RichReporter, out, print_json
+from .common import JsonOption, QuietOption, RegistryOption, RichReporter, out, print_json
 
 
 def timeline_paths(target: Path, clips: List[Path]) -> List[Path]:
@@ -26,13 +26,14 @@ def register(app: typer.Typer) -> None:
                                                 "png (several clips: one file each, named after the clip)"),
         registry: Optional[str] = RegistryOption,
         as_json: bool = JsonOption,
+        quiet: bool = QuietOption,
     ) -> None:
         """Label new clips with a registered model: the mean of its fold models' posteriors, per
         modality and fused."""
         from emokit_core.errors import EmokitError
         from emokit_core.predict import Predictor, save_timeline
 
-        reporter = RichReporter()
+        reporter = RichReporter(quiet=quiet)
         predictor = Predictor.load(model, registry)
         if timeline is not None and not predictor.has_face:
             raise EmokitError(f"--timeline plots per-frame face posteriors, and {predictor.name} has no face model",

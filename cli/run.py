@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+import time
 from pathlib import Path
 from typing import Any, List, Optional
 
 import typer
 
-from .common import JsonOption, RegistryOption, RichReporter, err, open_registry, out, pct, print_json
+from .common import JsonOption, QuietOption, RegistryOption, RichReporter, err, open_registry, out, pct, print_json
 
 
 def parse_params(items: List[str], pipelines: List[str]) -> dict[str, dict[str, str]]:
@@ -100,13 +101,14 @@ def register(app: typer.Typer) -> None:
         fresh: bool = typer.Option(False, "--fresh", help="start new versions instead of resuming unfinished runs"),
         registry: Optional[str] = RegistryOption,
         as_json: bool = JsonOption,
+        quiet: bool = QuietOption,
     ) -> None:
         """Cross-validate pipelines subject-wise, fuse their out-of-fold posteriors, record everything."""
         from emokit_core.cache import FeatureCache
         from emokit_core.plugins import get_host
         from emokit_core.runner import Runner
 
-        reporter = RichReporter()
+        reporter = RichReporter(quiet=quiet)
         host = get_host()
         for problem in host.problems():
             reporter.warn(problem)
@@ -119,7 +121,9 @@ def register(app: typer.Typer) -> None:
                     overrides.setdefault(name, {}).setdefault("device", device)
         for name in pipelines:  # bad parameters fail before the corpus is read
             host.pipeline(name).resolve(profile, overrides.get(name, {}))
+        corpus_started = time.perf_counter()
         loaded = load_corpus(corpus, data, folds=folds, actors=actors, workers=workers, reporter=reporter)
+        corpus_seconds = time.perf_counter() - corpus_started
         for problem in loaded.problems:
             reporter.warn(problem)
         reg = open_registry(registry)
@@ -132,6 +136,9 @@ def register(app: typer.Typer) -> None:
             print_json({"corpus": {"name": loaded.name, "root": str(loaded.root), "clips": len(loaded.clips)},
                         "skipped_clips": outcome.skipped_clips,
                         "cache": {"hits": outcome.cache_hits, "misses": outcome.cache_misses},
+                        # where the time went: reading (or generating) the corpus, features; each run's own
+                        "seconds": {"corpus": round(corpus_seconds, 2),
+                                    "extraction": round(outcome.extraction_seconds, 2)},
                         "runs": [vars(r) for r in outcome.runs]})
             return
         show_outcome(outcome)

@@ -36,12 +36,15 @@ def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
 
 def extractor_key(name: str, extractor: Any) -> dict[str, Any]:
     """What identifies an extractor's output: its name, parameters (less those listed in its
-    ``cache_ignores``, such as the device), ``cache_version`` and weights checksum."""
+    ``cache_ignores``, such as the device), ``cache_version``, weights checksum, and the version
+    of emokit's decoding that fed it."""
+    from .media import DECODER_VERSION
+
     params = extractor.get_params(deep=False) if hasattr(extractor, "get_params") else {}
     params = {k: v for k, v in params.items() if k not in getattr(extractor, "cache_ignores", ())}
     return {"extractor": name, "params": _jsonable(params),
             "version": str(getattr(extractor, "cache_version", "1")),
-            "weights": getattr(extractor, "weights_sha256", None)}
+            "weights": getattr(extractor, "weights_sha256", None), "decoder": DECODER_VERSION}
 
 
 def _jsonable(value: Any) -> Any:

@@ -62,6 +62,7 @@ class FrameClipModel(ClassifierMixin, BaseEstimator):
         frames = np.concatenate(parts)  # kept in its stored dtype (uint8 frames stay small)
         counts = [len(p) for p in parts]
         labels = np.repeat(y, counts)
+        self.__dict__.pop("_last_outputs", None)
         self.frame_classifier_ = clone(self.frame_classifier)
         if groups is not None and "groups" in inspect.signature(self.frame_classifier_.fit).parameters:
             # Frames carry their clip's actor, so early stopping validates on whole actors.
@@ -82,13 +83,24 @@ class FrameClipModel(ClassifierMixin, BaseEstimator):
         """What the aggregator reads for every frame, one ``[frames, dim]`` array per clip: the
         frame classifier's ``transform`` where it has one (e.g. an STN's flatten-810), else its
         posteriors."""
+        from .progress import task
+
+        # predict_proba, predict and frame_attention of the same clips (the runner asks for all
+        # three) share one pass of the frame classifier: the last clips' outputs are kept, keyed
+        # by the identity of the arrays given, which the memo holds so that the key stays theirs.
+        memo = getattr(self, "_last_outputs", None)
+        if memo is not None and len(memo[0]) == len(X) and all(a is b for a, b in zip(memo[0], X)):
+            return memo[1]
         out = []
-        for x in X:
-            x = np.asarray(x).reshape(len(x), -1)
-            if hasattr(self.frame_classifier_, "transform"):
-                out.append(self.frame_classifier_.transform(x))
-            else:
-                out.append(self.frame_classifier_.predict_proba(x))
+        with task("frame outputs (clips)", len(X)) as advance:
+            for x in X:
+                flat = np.asarray(x).reshape(len(x), -1)
+                if hasattr(self.frame_classifier_, "transform"):
+                    out.append(self.frame_classifier_.transform(flat))
+                else:
+                    out.append(self.frame_classifier_.predict_proba(flat))
+                advance()
+        self._last_outputs = (list(X), out)
         return out
 
     def predict_proba(self, X: Sequence[np.ndarray]) -> np.ndarray:
@@ -96,6 +108,11 @@ class FrameClipModel(ClassifierMixin, BaseEstimator):
 
     def predict(self, X: Sequence[np.ndarray]) -> np.ndarray:
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_last_outputs", None)  # a cache of the last clips' outputs, never part of the model
+        return state
 
     def frame_attention(self, X: Sequence[np.ndarray]) -> list[np.ndarray] | None:
         """How much each frame weighed in each clip's verdict (``[frames]`` per clip, summing

@@ -21,7 +21,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .errors import EmokitError
-from .metrics import accuracy_interval, scores, zeror_predictions
+from .metrics import scores, zeror_predictions
 
 __all__ = [
     "RunEvaluation",

@@ -15,7 +15,8 @@ from typing import Any, Mapping, Sequence
 
 from .contracts import FACE, SPEECH, Clip, Corpus
 from .errors import EmokitError
-from .runner import PipelineRun, Reporter, Runner
+from .progress import Reporter
+from .runner import PipelineRun, Runner
 
 
 @dataclass(frozen=True)

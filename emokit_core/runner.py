@@ -15,10 +15,9 @@ import sys
 import time
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -28,25 +27,11 @@ from .contracts import FUSION, Clip, Corpus
 from .errors import EmokitError, MediaError
 from .metrics import scores, zeror_predictions
 from .plugins import PluginHost
+from .progress import Reporter, reporting
 from .specs import PipelineSpec, Recipe, WeightsRef, is_random_init
 
 LIBRARIES = ("numpy", "scikit-learn", "scipy", "torch", "torchaudio", "torchvision", "av", "soundfile",
              "opencv-contrib-python-headless", "SQLAlchemy")
-
-
-class Reporter:
-    """Progress and messages; the CLI passes one that draws rich bars on stderr."""
-
-    @contextmanager
-    def task(self, description: str, total: int) -> Iterator[Any]:
-        """Yields ``advance(n=1, total=None)``; ``total`` corrects the expected count."""
-        yield lambda n=1, total=None: None
-
-    def warn(self, message: str) -> None:
-        print(f"warning: {message}", file=sys.stderr)
-
-    def info(self, message: str) -> None:
-        pass
 
 
 @dataclass
@@ -72,6 +57,7 @@ class RunOutcome:
     skipped_clips: dict[str, str]
     cache_hits: int
     cache_misses: int
+    extraction_seconds: float = 0.0
 
 
 def library_versions() -> dict[str, str]:
@@ -243,7 +229,9 @@ class Runner:
             if not isinstance(recipe, Recipe):
                 raise EmokitError(f"pipeline {name} built {type(recipe).__name__}, not a Recipe",
                                   "its plugin breaks the pipeline contract; report it to its authors")
+        extraction_started = time.perf_counter()
         features, skipped = self.extract(corpus, recipes)
+        extraction_seconds = time.perf_counter() - extraction_started
         for clip_id, why in skipped.items():
             self.reporter.warn(f"skipped clip {clip_id}: {why}")
         clips = [c for c in corpus.clips if c.id not in skipped]
@@ -262,7 +250,7 @@ class Runner:
         for spec, chosen, params in planned:
             if spec.modality == FUSION:
                 runs.append(self._run_fuser(spec, chosen, params, inputs, corpus, corpus_id, seed, resume, command))
-        return RunOutcome(corpus, runs, skipped, self.cache.hits, self.cache.misses)
+        return RunOutcome(corpus, runs, skipped, self.cache.hits, self.cache.misses, extraction_seconds)
 
     def resolve_weights(self, spec: PipelineSpec, params: Mapping[str, Any]) -> dict[str, WeightsRef | None]:
         """Weights parameters -> checked :class:`WeightsRef` (or ``None``: random initialisation)."""
@@ -377,7 +365,8 @@ class Runner:
                     if not test.any() or len(set(y[train].tolist())) < 2:
                         raise EmokitError(f"{spec.name}: fold {k} has no usable held-out clips or fewer than two "
                                           f"training classes", "see the skipped clips above; check the corpus")
-                    model, proba, pred = fit_predict(np.flatnonzero(train), np.flatnonzero(test))
+                    with reporting(self.reporter):  # training loops report their epochs inside the fold
+                        model, proba, pred = fit_predict(np.flatnonzero(train), np.flatnonzero(test))
                     self._check_outputs(spec, model, proba, pred, int(test.sum()))
                     proba = aligned_proba(model, proba, n_classes)
                     test_idx = np.flatnonzero(test)
@@ -451,6 +440,7 @@ class Runner:
             return [self.cache.load(keys[clips[i].id], mmap=True) for i in idx]
 
         actors = np.array([c.actor for c in clips])
+        held_out: dict[str, list[Any]] = {}  # the fold's test inputs, for predict and explain alike
 
         def fit_predict(train: np.ndarray, test: np.ndarray):
             model = clone(recipe.model)
@@ -458,12 +448,14 @@ class Runner:
             # Models that hold out validation data take the actors, so it is whole actors.
             extra = {"groups": actors[train]} if "groups" in inspect.signature(model.fit).parameters else {}
             model.fit(inputs(train), y[train], **extra)
-            return model, *predict(model, inputs(test))
+            held_out["X"] = inputs(test)
+            return model, *predict(model, held_out["X"])
 
         def explain(model: Any, test: np.ndarray) -> dict[str, bytes]:
+            X_test = held_out.pop("X")
             if not hasattr(model, "frame_attention"):
                 return {}
-            weights = model.frame_attention(inputs(test))
+            weights = model.frame_attention(X_test)
             if weights is None:
                 return {}
             from .explain import pack_attention

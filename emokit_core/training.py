@@ -20,6 +20,8 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
+from . import progress
+
 
 def pick_device(device: str = "auto") -> str:
     """``auto`` -> ``cuda`` where a GPU is visible, else ``cpu``; anything else as given."""
@@ -222,36 +224,40 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
         best_score, best_state, stale = -np.inf, None, 0
         self.history_: list[tuple[int, float]] = []
         step = 0
-        for step, batch in enumerate(self._batches(train, limit, rng), start=1):
-            net.train()
-            inputs = self.make_batch([X[i] for i in batch], device, rng)
-            if augment is not None:
-                inputs = augment.train()(inputs)
-            truth = labels[batch].to(device)
-            if mixup is not None:
-                inputs, truth = mixup.train()(inputs, torch.nn.functional.one_hot(truth, len(self.classes_)).float())
-            with self._autocast(device):
-                log_probs = self.log_probs(net, inputs)
-            loss = self.loss(log_probs.float(), truth)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if schedule is not None:
-                schedule.step()
-            if not len(val) or (step % eval_every and step != limit):
-                continue
-            predicted = self._predict_log_probs(net, [X[i] for i in val], device).argmax(1)
-            score = self._validation_score(predicted, targets[val])
-            self.history_.append((step, score))
-            if not self.patience:  # no early stopping: scores for the record only
-                best_score = score
-            elif score > best_score:
-                best_score, stale = score, 0
-                best_state = {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
-            else:
-                stale += 1
-                if stale >= self.patience:
-                    break
+        # one bar per fit, in steps (so the ETA is right whatever the epoch size), under the fold's bar
+        with progress.task(f"training {type(self).__name__} (steps)", limit) as advance:
+            for step, batch in enumerate(self._batches(train, limit, rng), start=1):
+                net.train()
+                inputs = self.make_batch([X[i] for i in batch], device, rng)
+                if augment is not None:
+                    inputs = augment.train()(inputs)
+                truth = labels[batch].to(device)
+                if mixup is not None:
+                    soft = torch.nn.functional.one_hot(truth, len(self.classes_)).float()
+                    inputs, truth = mixup.train()(inputs, soft)
+                with self._autocast(device):
+                    log_probs = self.log_probs(net, inputs)
+                loss = self.loss(log_probs.float(), truth)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                if schedule is not None:
+                    schedule.step()
+                advance()
+                if not len(val) or (step % eval_every and step != limit):
+                    continue
+                predicted = self._predict_log_probs(net, [X[i] for i in val], device).argmax(1)
+                score = self._validation_score(predicted, targets[val])
+                self.history_.append((step, score))
+                if not self.patience:  # no early stopping: scores for the record only
+                    best_score = score
+                elif score > best_score:
+                    best_score, stale = score, 0
+                    best_state = {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
+                else:
+                    stale += 1
+                    if stale >= self.patience:
+                        break
         if best_state is None:  # no validation part, or no early stopping: the last state
             best_state = {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
             best_score = best_score if len(val) else float("nan")

@@ -15,6 +15,15 @@ def isolated_home(tmp_path_factory, monkeypatch):
     return home
 
 
+@pytest.fixture
+def feature_cache(isolated_home):
+    """The session's one feature cache (its own hit and miss counts): a clip's features are
+    computed once, whichever test asks first."""
+    from emokit_core.cache import FeatureCache
+
+    return FeatureCache(isolated_home / "features")
+
+
 def write_tone(path: Path, f0: float, rate: int = 16000, seconds: float = 1.0, seed: int = 0, stereo=False):
     import soundfile as sf
 
@@ -46,9 +55,65 @@ def tone_manifest(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_demo(tmp_path_factory) -> Path:
-    """A tiny demo corpus in RAVDESS layout: 5 actors (one per fold), 3 emotions, 50 mp4 clips."""
+    """The plugin kit's tiny demo corpus in RAVDESS layout: 5 actors (one per fold), 3 emotions,
+    50 mp4 clips at 320x180 (tests of RAVDESS's own resolution make their own clips)."""
+    from emokit_core.testing import TINY_CORPUS
     from emokit_plugins.corpora.demo_synth import generate
 
     root = tmp_path_factory.mktemp("tiny-demo") / "corpus"
-    generate(root, actors=5, repetitions=1, seed=0, emotions=("neutral", "happy", "angry"), workers=2)
+    generate(root, **TINY_CORPUS, workers=2)
     return root
+
+
+def copy_registry(db: Path, target_dir: Path) -> Path:
+    """A private copy of a registry (database and artifact store) that a test may write to or damage."""
+    import shutil
+    import sqlite3
+
+    target_dir.mkdir(parents=True)
+    target = target_dir / db.name
+    with sqlite3.connect(db) as src, sqlite3.connect(target) as dst:
+        src.backup(dst)
+    artifacts = db.with_name(f"{db.stem}.artifacts")
+    if artifacts.exists():
+        shutil.copytree(artifacts, target_dir / artifacts.name)
+    return target
+
+
+def _cross_validate(pipelines, corpus, db: Path, home: Path) -> dict[str, int]:
+    from emokit_core.cache import FeatureCache
+    from emokit_core.plugins import PluginHost
+    from emokit_core.registry import Registry
+    from emokit_core.runner import Runner
+
+    registry = Registry(db)
+    try:
+        outcome = Runner(PluginHost(), registry, FeatureCache(home / "features"), workers=2).run(pipelines, corpus, seed=0)
+    finally:
+        registry.close()
+    return {r.pipeline: r.run_id for r in outcome.runs}
+
+
+@pytest.fixture(scope="session")
+def demo_registry(tiny_demo, tmp_path_factory):
+    """The cheap main pipelines (speech.mfcc_svm, face.pixels_vote, fuse.svm_linear) cross-validated
+    once per session on the tiny demo corpus (grouped folds): ``(registry path, {pipeline: run id})``.
+    Shared: a test that writes to it works on ``copy_registry(path, tmp_path / ...)``."""
+    from emokit_core.corpora import read_ravdess
+
+    db = tmp_path_factory.mktemp("demo-registry") / "registry.db"
+    home = tmp_path_factory.getbasetemp() / "emokit-home"
+    return db, _cross_validate(["speech.mfcc_svm", "face.pixels_vote", "fuse.svm_linear"],
+                               read_ravdess(tiny_demo, folds="grouped"), db, home)
+
+
+@pytest.fixture(scope="session")
+def tone_registry(tone_manifest, tmp_path_factory):
+    """speech.mfcc_svm, speech.zeror and fuse.logreg cross-validated once per session on the tone
+    manifest (seed 0): ``(registry path, [run ids in that order])``; copy it before writing."""
+    from emokit_core.corpora import read_manifest
+
+    db = tmp_path_factory.mktemp("tone-registry") / "registry.db"
+    home = tmp_path_factory.getbasetemp() / "emokit-home"
+    runs = _cross_validate(["speech.mfcc_svm", "speech.zeror", "fuse.logreg"], read_manifest(tone_manifest), db, home)
+    return db, list(runs.values())

@@ -1,4 +1,7 @@
-"""The command line as a user meets it: one-line errors with hints, JSON, fast start-up."""
+"""The command line as a user meets it: one-line errors with hints, JSON, fast start-up.
+
+Commands run in-process (tests/cli.py); a separate process where it is the point: what start-up
+imports, the exit status and stderr of a real process, the traceback of an uncaught error."""
 
 import json
 import os
@@ -6,12 +9,9 @@ import sqlite3
 import subprocess
 import sys
 
+from .cli import emokit
 
 EMOKIT = [sys.executable, "-m", "emokit_cli"]
-
-
-def emokit(*args, env=None, cwd=None):
-    return subprocess.run(EMOKIT + list(args), capture_output=True, text=True, env=env or os.environ.copy(), cwd=cwd)
 
 
 def test_start_up_imports_no_heavy_library():
@@ -22,7 +22,8 @@ def test_start_up_imports_no_heavy_library():
 
 
 def test_unknown_pipeline_one_line_with_suggestion(tmp_path):
-    result = emokit("run", "speech.mfc_svm", "--registry", str(tmp_path / "r.db"))
+    result = subprocess.run(EMOKIT + ["run", "speech.mfc_svm", "--registry", str(tmp_path / "r.db")],
+                            capture_output=True, text=True)
     assert result.returncode == 1
     assert result.stderr.splitlines() == ["error: unknown pipeline 'speech.mfc_svm'",
                                           "hint: did you mean 'speech.mfcc_svm'?"]
@@ -53,7 +54,8 @@ def test_missing_corpus_folder(tmp_path):
 
 def test_traceback_behind_an_env_var(tmp_path):
     env = {**os.environ, "EMOKIT_TRACEBACK": "1"}
-    result = emokit("run", "speech.mfc_svm", "--registry", str(tmp_path / "r.db"), env=env)
+    result = subprocess.run(EMOKIT + ["run", "speech.mfc_svm", "--registry", str(tmp_path / "r.db")],
+                            capture_output=True, text=True, env=env)
     assert "Traceback" in result.stderr and "UnknownNameError" in result.stderr
 
 

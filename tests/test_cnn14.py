@@ -332,5 +332,26 @@ def test_front_end_matches_torchlibrosa():
     with torch.no_grad():
         expected = reference["logmel_extractor"](reference["spectrogram_extractor"](x))
         torch.testing.assert_close(model.logmel(x), expected, rtol=0, atol=1e-3)
-        model.load_state_dict({**model.state_dict(), **ref_state})  # same weights: same numbers
-        torch.testing.assert_close(model.logmel(x), expected, rtol=0, atol=1e-5)
+        model.load_state_dict({**model.state_dict(), **ref_state})  # same weights: the same numbers, to
+        torch.testing.assert_close(model.logmel(x), expected, rtol=1e-5, atol=1e-4)  # float32 rounding
+
+
+def test_the_fft_gives_the_convolutions_numbers_and_other_kernels_are_convolved():
+    """While its kernels are the windowed DFT basis the STFT runs as an FFT; it gives what the
+    strided convolution gives.  Kernels that differ (a checkpoint that trained them) are used."""
+    import torch.nn.functional as F
+
+    stft = Cnn14(width=0.0625).eval().spectrogram_extractor.stft
+    x = _clips(0.5, seed=5)
+    padded = F.pad(x[:, None], (256, 256), mode="reflect")
+    with torch.no_grad():
+        by_convolution = [conv(padded).transpose(1, 2)[:, None] for conv in (stft.conv_real, stft.conv_imag)]
+        assert stft.holds_dft_kernels()
+        for ours, reference in zip(stft(x), by_convolution):
+            torch.testing.assert_close(ours, reference, rtol=0, atol=1e-4 * float(reference.abs().max()))
+        stft.conv_imag.weight.mul_(0.5)  # trained kernels
+        assert not stft.holds_dft_kernels()
+        real, imag = stft(x)
+        torch.testing.assert_close(imag, 0.5 * by_convolution[1], rtol=1e-5, atol=1e-5)
+        stft.conv_imag.weight.mul_(2.0)
+        assert stft.holds_dft_kernels()  # checked again after the change

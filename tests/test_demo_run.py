@@ -1,17 +1,16 @@
 """End to end on mp4 clips of the demo generator: one decode, both modalities, fusion, bad clips."""
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 
 from emokit_core.contracts import VideoInfo
 from emokit_core.media import SAMPLE_RATE, decode
+from emokit_plugins.corpora.demo_synth import read_manifest
 
-EMOKIT = [sys.executable, "-m", "emokit_cli"]
+from .cli import emokit
+
 MAIN = ["speech.mfcc_svm", "face.pixels_vote", "fuse.svm_linear"]
 
 
@@ -26,8 +25,10 @@ def test_one_pass_decode_of_an_mp4(tiny_demo):
 
     audio = decode(clip, audio=True, on_video=on_video)
     info = seen["info"]
-    assert (info.width, info.height, round(info.fps)) == (1280, 720, 30)
-    assert frames[0] == (720, 1280) and seen["rgb"] == (720, 1280, 3)
+    manifest = read_manifest(tiny_demo)
+    width, height = manifest["width"], manifest["height"]
+    assert (info.width, info.height, round(info.fps)) == (width, height, 30)
+    assert frames[0] == (height, width) and seen["rgb"] == (height, width, 3)
     assert audio.dtype == np.float32 and audio.ndim == 1
     # audio and video cover the same time span
     assert abs(len(audio) / SAMPLE_RATE - len(frames) / info.fps) < 0.15
@@ -39,8 +40,8 @@ def test_main_command_on_mp4_clips_with_a_corrupt_one(tmp_path, tiny_demo):
     broken = corpus / "Actor_03" / "01-01-03-02-01-01-03.mp4"
     broken.write_bytes(broken.read_bytes()[:2000])  # truncated: the moov atom is gone
     db = str(tmp_path / "registry.db")
-    args = EMOKIT + ["run", *MAIN, "--data", str(corpus), "--folds", "grouped", "--registry", db, "--workers", "2"]
-    result = subprocess.run(args + ["--json"], capture_output=True, text=True, env=os.environ.copy())
+    args = ["run", *MAIN, "--data", str(corpus), "--folds", "grouped", "--registry", db, "--workers", "2", "--json"]
+    result = emokit(*args)
     assert result.returncode == 0, result.stderr
     assert "01-01-03-02-01-01-03.mp4" in result.stderr and "warning" in result.stderr
     out = json.loads(result.stdout)
@@ -51,11 +52,10 @@ def test_main_command_on_mp4_clips_with_a_corrupt_one(tmp_path, tiny_demo):
         assert len(r["fold_scores"]) == 5 and int(r["pooled"]["n"]) == 49
     assert runs["speech.mfcc_svm"]["pooled"]["accuracy"] > runs["speech.mfcc_svm"]["zeror"]
     assert runs["face.pixels_vote"]["pooled"]["accuracy"] > runs["face.pixels_vote"]["zeror"]
-    board = json.loads(subprocess.run(EMOKIT + ["leaderboard", "--registry", db, "--json"], capture_output=True,
-                                      text=True, check=True).stdout)
+    board = json.loads(emokit("leaderboard", "--registry", db, "--json").check().stdout)
     assert {(r["model"], r["n_folds"]) for r in board} == {(m, 5) for m in MAIN}
     # Second run: version 2 of each, every feature from the cache.
-    again = json.loads(subprocess.run(args + ["--json"], capture_output=True, text=True, check=True).stdout)
+    again = json.loads(emokit(*args).check().stdout)
     assert [r["version"] for r in again["runs"]] == [2, 2, 2]
     assert again["cache"]["misses"] == 2  # only the corrupt clip is tried again (two extractors)
     assert again["cache"]["hits"] == 2 * 49

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,7 +21,7 @@ TINY = dict(actors=2, emotions=("neutral", "angry"), seed=7)  # 2 actors x (2 + 
 def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("demo") / "corpus"
     calls = []
-    out = ds.generate(root, progress=lambda done, total: calls.append((done, total)), **TINY)
+    out = ds.generate(root, progress=lambda done, total: calls.append((done, total)), workers=2, **TINY)
     return out, calls
 
 
@@ -102,18 +103,38 @@ def test_idempotent(tiny, monkeypatch):
     assert {p: p.stat().st_mtime_ns for p in root.rglob("*")} == before
 
 
-def test_deterministic_bytes(tiny, tmp_path):
-    """Same parameters give the same bytes, whatever the corpus size or the number of workers."""
-    root, _ = tiny
-    a = ds.generate(tmp_path / "a", actors=1, emotions=("neutral",), seed=7)
-    b = ds.generate(tmp_path / "b", actors=1, emotions=("neutral",), seed=7, workers=2)
-    names = [s.relpath for s in ds.clip_specs(1, 1, 7, emotions=("neutral",))]
+def test_deterministic_bytes(tiny_demo, tmp_path):
+    """Same parameters give the same bytes, whatever the corpus size or the number of workers
+    (at 320x180, against the session's tiny corpus: 5 actors, seed 0)."""
+    small = dict(actors=1, emotions=("neutral",), seed=0, height=180)
+    a = ds.generate(tmp_path / "a", **small)
+    b = ds.generate(tmp_path / "b", **small, workers=2)
+    names = [s.relpath for s in ds.clip_specs(1, 1, 0, emotions=("neutral",))]
     assert len(names) == 2
     for name in names:
         data = (a / name).read_bytes()
-        assert data == (b / name).read_bytes() == (root / name).read_bytes()
-    c = ds.generate(tmp_path / "c", actors=1, emotions=("neutral",), seed=8)
+        assert data == (b / name).read_bytes() == (tiny_demo / name).read_bytes()
+    c = ds.generate(tmp_path / "c", **{**small, "seed": 1})
     assert (c / names[0]).read_bytes() != (a / names[0]).read_bytes()
+
+
+def test_a_lower_resolution_draws_the_same_face(tiny_demo):
+    """A corpus at 320x180 records its size and shows the 720p face scaled down, not another one."""
+    cv2 = pytest.importorskip("cv2")
+    manifest = ds.read_manifest(tiny_demo)
+    assert (manifest["width"], manifest["height"]) == (320, 180)
+    spec = ds.clip_specs(1, 1, 0, emotions=("happy",))[-1]
+    _, params, pose, blink = ds.render_clip(spec, 0)
+    k = len(params) // 2
+    faces = []
+    for height in (720, 180):
+        image = ds._FaceRenderer(ds._actor(0, 1), height).draw(params[k], pose[k], blink[k])
+        assert image.shape == (height, height, 3)
+        gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        faces.append(cv2.resize(gray, (48, 48), interpolation=cv2.INTER_AREA).astype(float))
+    assert np.abs(faces[0] - faces[1]).mean() < 4  # what the face pipelines see (48x48) barely changes
+    with pytest.raises(CorpusError, match="multiple of 36"):
+        ds.generate(Path(tiny_demo).parent / "odd", actors=1, emotions=("neutral",), height=200)
 
 
 def test_mp4_format_and_metadata(tiny):

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +15,8 @@ from emokit_core.evaluation import (EvaluationError, confusion_text, evaluate_ru
                                     plot_fold_accuracy, plot_per_class_f1)
 from emokit_core.metrics import accuracy_interval
 from emokit_core.registry import Registry
+
+from .cli import emokit
 
 CLASSES = ["a", "b", "c"]
 
@@ -161,20 +160,10 @@ def test_plots_are_png(tmp_path):
 # ----------------------------------------------------------------------------- real runs
 
 
-@pytest.fixture(scope="module")
-def real_runs(tmp_path_factory, tone_manifest):
-    """speech.mfcc_svm, speech.zeror and fuse.logreg cross-validated on the tone manifest."""
-    from emokit_core.cache import FeatureCache
-    from emokit_core.corpora import read_manifest
-    from emokit_core.plugins import PluginHost
-    from emokit_core.runner import Runner
-
-    db = tmp_path_factory.mktemp("eval-real") / "r.db"
-    reg = Registry(db)
-    outcome = Runner(PluginHost(), reg, FeatureCache(tmp_path_factory.getbasetemp() / "emokit-home" / "features")).run(
-        ["speech.mfcc_svm", "speech.zeror", "fuse.logreg"], read_manifest(tone_manifest), seed=0)
-    reg.close()
-    return db, [r.run_id for r in outcome.runs]
+@pytest.fixture
+def real_runs(tone_registry):
+    """speech.mfcc_svm, speech.zeror and fuse.logreg cross-validated on the tone manifest (the session's)."""
+    return tone_registry
 
 
 def test_evaluation_agrees_with_what_the_runner_recorded(real_runs):
@@ -190,10 +179,6 @@ def test_evaluation_agrees_with_what_the_runner_recorded(real_runs):
         assert ev.confusion.sum(axis=1) == pytest.approx([100.0] * 3)
         assert ev.confusion_counts.sum() == 54
     reg.close()
-
-
-def emokit(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "emokit_cli", *args], capture_output=True, text=True, cwd=cwd)
 
 
 def test_evaluate_command(real_runs, tmp_path):

@@ -7,7 +7,7 @@ import pytest
 
 from emokit_core.contracts import Clip, VideoInfo
 from emokit_core.media import decode
-from emokit_plugins.face.frames import FaceSaliencyFrames, centre_square, is_ravdess_framing
+from emokit_plugins.face.frames import FaceSaliencyFrames, area_resize, centre_square, is_ravdess_framing
 
 
 def frames_of(extractor, path):
@@ -29,6 +29,20 @@ def test_white_sides_are_cut_to_the_centre_square():
     assert centre_square(720, 1280) == (0, 280, 720)
     assert not is_ravdess_framing(np.full((720, 1280), 90, np.uint8))
     assert not is_ravdess_framing(np.full((1280, 720), 255, np.uint8))  # portrait
+
+
+@pytest.mark.parametrize("side, size", [(720, 128), (720, 48), (537, 128), (180, 48), (100, 128)])
+def test_area_resize_is_one_area_average_up_to_rounding(side, size):
+    """The two-step reduction (an integer step, then the rest) gives what one INTER_AREA gives, to
+    about a grey level (the footprints of the averages differ by a fraction of a pixel)."""
+    import cv2
+
+    rng = np.random.default_rng(side)
+    smooth = cv2.GaussianBlur(rng.integers(0, 256, (side, side), dtype=np.uint8), (0, 0), 3)
+    ours = area_resize(smooth, size).astype(int)
+    assert ours.shape == (size, size)
+    direct = cv2.resize(smooth, (size, size), interpolation=cv2.INTER_AREA).astype(int)
+    assert np.abs(ours - direct).mean() < 1.5 and np.abs(ours - direct).max() <= 12
 
 
 def test_demo_clip_gives_a_face_and_a_saliency_map_per_frame(tiny_demo):
@@ -81,8 +95,7 @@ def test_saliency_and_detector_are_components():
     ("face.stn_vote", {"stn_max_epochs": "2", "frames_per_clip": "4"}),
     ("face.stn_bilstm", {"stn_max_epochs": "2", "frames_per_clip": "4", "lstm_max_epochs": "2", "hidden": "16"}),
 ])
-def test_face_pipelines_run_on_demo_clips(tmp_path, tiny_demo, pipeline, fast):
-    from emokit_core.cache import FeatureCache
+def test_face_pipelines_run_on_demo_clips(tmp_path, tiny_demo, feature_cache, pipeline, fast):
     from emokit_core.corpora import read_ravdess
     from emokit_core.plugins import PluginHost
     from emokit_core.registry import Registry
@@ -90,7 +103,7 @@ def test_face_pipelines_run_on_demo_clips(tmp_path, tiny_demo, pipeline, fast):
 
     corpus = read_ravdess(tiny_demo, folds="grouped")
     reg = Registry(tmp_path / "r.db")
-    runner = Runner(PluginHost(), reg, FeatureCache(tmp_path / "cache"), workers=2)
+    runner = Runner(PluginHost(), reg, feature_cache, workers=2)
     outcome = runner.run([pipeline], corpus, overrides={pipeline: fast})
     run = reg.get_run(outcome.runs[0].run_id)
     assert run["status"] == "finished" and len(run["fold_results"]) == 5
@@ -134,12 +147,11 @@ def test_variable_frame_rate_video_gives_every_frame(tmp_path):
     assert out.shape == (len(times_ms), 2, 48, 48)
 
 
-def test_clip_without_video_is_skipped_by_a_face_run_naming_the_file(tmp_path, tiny_demo):
+def test_clip_without_video_is_skipped_by_a_face_run_naming_the_file(tmp_path, tiny_demo, feature_cache):
     """An audio-only mp4 in an audio-visual corpus: reported with its path, the run goes on."""
     import av
     import shutil
 
-    from emokit_core.cache import FeatureCache
     from emokit_core.corpora import read_ravdess
     from emokit_core.plugins import PluginHost
     from emokit_core.registry import Registry
@@ -158,7 +170,7 @@ def test_clip_without_video_is_skipped_by_a_face_run_naming_the_file(tmp_path, t
             dst.mux(packet)
     shutil.move(tmp_path / "audio.mp4", victim)
     corpus = read_ravdess(corpus_dir, folds="grouped")
-    runner = Runner(PluginHost(), Registry(tmp_path / "r.db"), FeatureCache(tmp_path / "cache"))
+    runner = Runner(PluginHost(), Registry(tmp_path / "r.db"), feature_cache)
     outcome = runner.run(["face.pixels_vote"], corpus)
     [(clip_id, why)] = outcome.skipped_clips.items()
     assert victim.name in why and "no video track" in why

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -16,7 +14,8 @@ from emokit_core.metrics import scores
 from emokit_core.plugins import PluginHost
 from emokit_core.registry import Registry
 
-EMOKIT = [sys.executable, "-m", "emokit_cli"]
+from .cli import emokit
+
 CLASSES = ["calm", "angry"]
 ACTORS = [f"{a:02d}" for a in range(1, 9)]
 FOLDS = [ACTORS[i:i + 2] for i in range(0, 8, 2)]
@@ -150,18 +149,15 @@ def test_bad_inputs_are_refused(two_runs, tmp_path):
 def test_cli_table_json_and_errors(two_runs):
     reg, _, _, _, speech, face = two_runs
     env = {**os.environ, "EMOKIT_REGISTRY": reg.url}
-    result = subprocess.run(EMOKIT + ["fuse-grid", str(speech), str(face), "--json"], capture_output=True, text=True,
-                            env=env)
+    result = emokit("fuse-grid", speech, face, "--json", env=env)
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert len(data["points"]) == 27 and data["best"]["best"] is True
     assert [p["pipeline"] for p in data["points"] if p["skipped"]] == ["fuse.knn"]
     assert "fusion grid" in result.stderr  # progress on stderr
-    table = subprocess.run(EMOKIT + ["fuse-grid", "speech.mfcc_svm", "face.pixels_vote"], capture_output=True,
-                           text=True, env=env)
+    table = emokit("fuse-grid", "speech.mfcc_svm", "face.pixels_vote", env=env)
     assert table.returncode == 0, table.stderr
     assert "fuse.svm_rbf" in table.stdout and "best" in table.stdout and "skipped" in table.stdout
-    bad = subprocess.run(EMOKIT + ["fuse-grid", str(speech), str(data["best"]["run_id"])], capture_output=True,
-                         text=True, env=env)
+    bad = emokit("fuse-grid", speech, data["best"]["run_id"], env=env)
     assert bad.returncode == 1 and bad.stdout == ""
     assert bad.stderr.startswith("error: run ") and "hint:" in bad.stderr and "Traceback" not in bad.stderr

@@ -112,3 +112,36 @@ def test_bad_clips_are_skipped_and_named(tmp_path, tone_manifest):
     assert "spk1_mid_1.wav: the audio is silent" in skipped["wav/spk1_mid_1"]
     assert "spk0_low_0.wav" in skipped["wav/spk0_low_0"]
     assert len(keys["speech.mfcc_svm"]) == len(corpus.clips)
+
+
+@pytest.mark.parametrize("pix_fmt, color_range", [("yuv420p", None), ("yuvj420p", None), ("yuv444p", None),
+                                                  ("yuv420p", 2), ("gray", None)])
+def test_gray_frames_are_what_ffmpeg_converts(tmp_path, pix_fmt, color_range):
+    """The luma read straight from the Y plane (stretched from limited range where the video is) is
+    FFmpeg's own gray conversion, for limited- and full-range YUV and formats read through FFmpeg."""
+    import av
+
+    from emokit_core.media import gray_frame
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / f"{pix_fmt}-{color_range}.mkv"
+    with av.open(str(path), "w") as box:
+        # both conversions read the same decoded frame, so a lossy codec would do; JPEG keeps yuvj
+        stream = box.add_stream("mjpeg" if pix_fmt == "yuvj420p" else "ffv1", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 66, 40, pix_fmt  # 66: padded rows (line size > width)
+        if color_range:
+            stream.codec_context.color_range = color_range
+        for _ in range(3):
+            image = rng.integers(0, 256, (40, 66, 3), dtype=np.uint8)
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format=pix_fmt)
+            if color_range:
+                frame.color_range = color_range
+            box.mux(stream.encode(frame))
+        box.mux(stream.encode(None))
+    with av.open(str(path)) as box:
+        decoded = list(box.decode(video=0))
+    assert len(decoded) == 3
+    for frame in decoded:
+        ours = gray_frame(frame)
+        assert ours.shape == (40, 66) and ours.dtype == np.uint8
+        np.testing.assert_array_equal(ours, frame.to_ndarray(format="gray"))

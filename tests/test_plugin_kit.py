@@ -3,7 +3,6 @@ fresh environment, plugin API versions, and bad plugins reported without harm to
 
 import json
 import os
-import pickle
 import shutil
 import subprocess
 import sys

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -15,24 +13,16 @@ from emokit_core.errors import ArtifactCorruptedError, EmokitError, MediaError, 
 from emokit_core.predict import Predictor
 from emokit_core.registry import Registry
 
-EMOKIT = [sys.executable, "-m", "emokit_cli"]
-MAIN = ["speech.mfcc_svm", "face.pixels_vote", "fuse.svm_linear"]
+from .cli import emokit
+from .conftest import copy_registry
+
 CLIP = "Actor_03/01-01-05-01-02-01-03.mp4"  # angry
 
 
-@pytest.fixture(scope="module")
-def trained(tiny_demo, tmp_path_factory):
-    """The main pipelines cross-validated once for the module (the cache is the session's)."""
-    from emokit_core.cache import FeatureCache
-    from emokit_core.plugins import PluginHost
-    from emokit_core.runner import Runner
-
-    host = PluginHost()
-    corpus = host.corpus("ravdess").load(tiny_demo, folds="grouped")
-    db = tmp_path_factory.mktemp("predict") / "registry.db"
-    cache = FeatureCache(tmp_path_factory.getbasetemp() / "emokit-home" / "features")
-    outcome = Runner(host, Registry(db), cache, workers=2).run(MAIN, corpus)
-    return db, {r.pipeline: r.run_id for r in outcome.runs}
+@pytest.fixture
+def trained(demo_registry):
+    """The session's cheap main pipelines on the tiny demo corpus (read only)."""
+    return demo_registry
 
 
 def out_of_fold(registry, run_id, clip_id):
@@ -95,8 +85,8 @@ def test_speech_model_on_a_wav_and_fusion_refusing_one(trained, tiny_demo, tmp_p
 def test_cli_table_json_and_timeline(trained, tiny_demo, tmp_path):
     db, _ = trained
     clips = [str(tiny_demo / CLIP), str(tiny_demo / "Actor_01/01-01-01-01-01-01-01.mp4")]
-    result = subprocess.run(EMOKIT + ["predict", *clips, "--model", "fuse.svm_linear@1", "--registry", str(db),
-                                      "--json", "--timeline", str(tmp_path / "t.png")], capture_output=True, text=True)
+    result = emokit("predict", *clips, "--model", "fuse.svm_linear@1", "--registry", db, "--json",
+                    "--timeline", tmp_path / "t.png")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["model"] == "fuse.svm_linear@1" and [p["path"] for p in data["predictions"]] == clips
@@ -104,25 +94,14 @@ def test_cli_table_json_and_timeline(trained, tiny_demo, tmp_path):
     assert len(face["frames"]["times"]) == len(face["frames"]["posteriors"]) > 20
     for name in ("t-01-01-05-01-02-01-03.png", "t-01-01-01-01-01-01-01.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    table = subprocess.run(EMOKIT + ["predict", clips[0], "--model", "fuse.svm_linear", "--registry", str(db)],
-                           capture_output=True, text=True)
+    table = emokit("predict", clips[0], "--model", "fuse.svm_linear", "--registry", db)
     assert table.returncode == 0, table.stderr
     label = data["predictions"][0]["label"]
     assert "face.pixels_vote@1" in table.stdout and "speech.mfcc_svm@1" in table.stdout and label in table.stdout
 
-    speech_only = subprocess.run(EMOKIT + ["predict", clips[0], "--model", "speech.mfcc_svm", "--registry", str(db),
-                                           "--timeline", str(tmp_path / "s.png")], capture_output=True, text=True)
+    speech_only = emokit("predict", clips[0], "--model", "speech.mfcc_svm", "--registry", db, "--timeline",
+                         tmp_path / "s.png")
     assert speech_only.returncode == 1 and "--timeline" in speech_only.stderr and not (tmp_path / "s.png").exists()
-
-
-def copy_registry(db, target_dir):
-    """A private copy (database and artifacts) that a test may damage."""
-    target_dir.mkdir()
-    target = target_dir / "registry.db"
-    with sqlite3.connect(db) as src, sqlite3.connect(target) as dst:
-        src.backup(dst)
-    shutil.copytree(db.with_name("registry.artifacts"), target_dir / "registry.artifacts")
-    return target
 
 
 def test_a_corrupt_fold_model_is_refused(trained, tiny_demo, tmp_path):
@@ -139,8 +118,7 @@ def test_a_corrupt_fold_model_is_refused(trained, tiny_demo, tmp_path):
         with pytest.raises(ArtifactCorruptedError) as caught:
             Predictor.load(model, registry=reg)
         assert f"run {runs['face.pixels_vote']}, fold 2, 'model'" in caught.value.message
-    cli = subprocess.run(EMOKIT + ["predict", str(tiny_demo / CLIP), "--model", "fuse.svm_linear", "--registry",
-                                   str(copy)], capture_output=True, text=True)
+    cli = emokit("predict", tiny_demo / CLIP, "--model", "fuse.svm_linear", "--registry", copy)
     assert cli.returncode == 1 and cli.stdout == "" and "corrupted" in cli.stderr and "Traceback" not in cli.stderr
 
 
@@ -154,8 +132,7 @@ def test_files_that_are_not_clips_are_named(trained, tmp_path):
     assert str(notes) in caught.value.message and "cannot be opened as media" in caught.value.message
     with pytest.raises(MediaError, match="no such file"):
         predictor.predict(tmp_path / "missing.mp4")
-    cli = subprocess.run(EMOKIT + ["predict", str(notes), "--model", "fuse.svm_linear", "--registry", str(db)],
-                         capture_output=True, text=True)
+    cli = emokit("predict", notes, "--model", "fuse.svm_linear", "--registry", db)
     assert cli.returncode == 1 and f"error: {notes}" in cli.stderr and "hint:" in cli.stderr
 
 
@@ -165,8 +142,7 @@ def test_unknown_models_and_versions(trained):
                        ("fuse.svm_linear@x", "bad model reference")):
         with pytest.raises(RegistryError, match=words):
             Predictor.load(ref, registry=str(db))
-    cli = subprocess.run(EMOKIT + ["predict", "x.mp4", "--model", "speech.mfcc_svm@7", "--registry", str(db)],
-                         capture_output=True, text=True)
+    cli = emokit("predict", "x.mp4", "--model", "speech.mfcc_svm@7", "--registry", db)
     assert cli.returncode == 1 and "no version 7 of model speech.mfcc_svm" in cli.stderr
 
 

@@ -19,6 +19,9 @@ from emokit_core.evaluation import evaluate_run
 from emokit_core.registry import Registry
 from emokit_core.report import SECTIONS, attended_frames, find_video, read_frames, sample_clips, write_report
 
+from .cli import emokit
+from .conftest import copy_registry
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -88,22 +91,19 @@ def record_attention_run(reg, corpus, *, pipeline="face.stn_bilstm", extra_frame
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, tone_manifest, tiny_demo):
-    """Speech, ZeroR and a fusion cross-validated on the tone manifest; an attention run on a
-    copy of the tiny demo corpus (which a test moves away); and the report of all four."""
-    from emokit_core.cache import FeatureCache
-    from emokit_core.corpora import read_manifest, read_ravdess
-    from emokit_core.plugins import PluginHost
-    from emokit_core.runner import Runner
+def runs(tmp_path_factory, tone_registry, tiny_demo):
+    """Speech, ZeroR and a fusion cross-validated on the tone manifest (a copy of the session's);
+    an attention run on a copy of the tiny demo corpus (which a test moves away); and the report
+    of all four."""
+    from emokit_core.corpora import read_ravdess
 
     base = tmp_path_factory.mktemp("report")
     corpus = read_ravdess(shutil.copytree(tiny_demo, base / "corpus"), folds="grouped")
-    reg = Registry(base / "r.db")
-    runner = Runner(PluginHost(), reg, FeatureCache(base / "cache"), workers=2)
-    speech = runner.run(["speech.mfcc_svm", "speech.zeror", "fuse.logreg"], read_manifest(tone_manifest), seed=0)
-    ids = [r.run_id for r in speech.runs] + [record_attention_run(reg, corpus)]
+    db = copy_registry(tone_registry[0], base / "registry")
+    reg = Registry(db)
+    ids = list(tone_registry[1]) + [record_attention_run(reg, corpus)]
     report = write_report(reg, ids, base / "out" / "report.html", samples=2)
-    yield {"reg": reg, "ids": ids, "report": report, "corpus": corpus, "db": base / "r.db", "base": base}
+    yield {"reg": reg, "ids": ids, "report": report, "corpus": corpus, "db": db, "base": base}
     reg.close()
 
 
@@ -268,10 +268,6 @@ def test_sample_clips_round_robin_over_classes():
     # 20 frames peaking at 10: the most-attended frames are at least 2 frames apart, not 9, 10, 11
     peak = np.exp(-((np.arange(20) - 10) / 4.0) ** 2) + np.arange(20) * 1e-4
     assert attended_frames(peak / peak.sum()) == {0: "least", 8: "most", 10: "most", 12: "most"}
-
-
-def emokit(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "emokit_cli", *args], capture_output=True, text=True, cwd=cwd)
 
 
 def test_report_command(runs, tmp_path):

@@ -2,11 +2,11 @@
 
 import pytest
 
-from emokit_core.cache import FeatureCache
 from emokit_core.corpora import read_ravdess
 from emokit_core.plugins import PluginHost
 from emokit_core.registry import Registry
-from emokit_core.runner import Reporter, Runner
+from emokit_core.progress import Reporter
+from emokit_core.runner import Runner
 
 TRAINED = ("speech.panns_ft", "speech.alexnet_ft", "face.stn_vote", "face.stn_bilstm")
 
@@ -110,11 +110,11 @@ class _Recorder(Reporter):
         self.messages.append(message)
 
 
-def test_run_announces_and_records_the_chosen_profile(tmp_path, tiny_demo, monkeypatch):
+def test_run_announces_and_records_the_chosen_profile(tmp_path, tiny_demo, feature_cache, monkeypatch):
     corpus = read_ravdess(tiny_demo, folds="grouped")
     reporter = _Recorder()
     reg = Registry(tmp_path / "r.db")
-    runner = Runner(PluginHost(), reg, FeatureCache(tmp_path / "cache"), reporter, workers=1)
+    runner = Runner(PluginHost(), reg, feature_cache, reporter, workers=1)
     monkeypatch.setattr(Runner, "trains_on_gpu", staticmethod(lambda device: False))
     small = {"width": "0.0625", "max_epochs": "1", "batch_size": "8", "crop_seconds": "1.0"}
     outcome = runner.run(["speech.panns_ft"], corpus, overrides={"speech.panns_ft": small})

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -15,6 +13,7 @@ from emokit_core.errors import RegistryError
 from emokit_core.registry import Registry
 from emokit_core.stats import EXACT_BELOW, CompareError, cochran, compare_runs, mcnemar_pair
 
+from .cli import emokit
 from .test_evaluation import hand_example, record_run
 
 
@@ -140,10 +139,6 @@ def test_compare_refuses_what_it_cannot_test(tmp_path):
 
 
 # ----------------------------------------------------------------------------- the command
-
-
-def emokit(*args):
-    return subprocess.run([sys.executable, "-m", "emokit_cli", *args], capture_output=True, text=True)
 
 
 def test_compare_command(tmp_path):

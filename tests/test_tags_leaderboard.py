@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,9 +12,10 @@ import pytest
 from emokit_core.errors import RegistryError
 from emokit_core.registry import Registry
 
+from .cli import emokit
+
 FOLDS = [["01", "02"], ["03", "04"]]
 CLASSES = ["neutral", "happy", "sad"]
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _reg(tmp_path: Path) -> Registry:
@@ -181,10 +181,6 @@ def test_leaderboard_api_best_and_all_versions(tmp_path):
     by_uar = reg.leaderboard(metric="uar", all_versions=True)
     assert [r["value"] for r in by_uar] == pytest.approx([0.825, 0.575, 0.325])
     reg.close()
-
-
-def emokit(*args):
-    return subprocess.run([sys.executable, "-m", "emokit_cli", *args], capture_output=True, text=True, cwd=REPO)
 
 
 def test_leaderboard_and_tags_on_the_command_line(tmp_path):

@@ -14,8 +14,10 @@ from . import demo_synth
 N_FOLDS = 5
 
 
-def demo_root(actors: int, repetitions: int, seed: int) -> Path:
-    return default_home() / "demo" / f"v{demo_synth.GENERATOR_VERSION}-seed{seed}-actors{actors}-reps{repetitions}"
+def demo_root(actors: int, repetitions: int, seed: int, height: int = demo_synth.HEIGHT) -> Path:
+    size = "" if height == demo_synth.HEIGHT else f"-{height}p"
+    return (default_home() / "demo"
+            / f"v{demo_synth.GENERATOR_VERSION}-seed{seed}-actors{actors}-reps{repetitions}{size}")
 
 
 def demo_folds(actors: int) -> list[list[str]]:
@@ -28,14 +30,20 @@ def demo_folds(actors: int) -> list[list[str]]:
 
 
 def load_demo(path: Path | None = None, *, actors: int = 10, repetitions: int | None = None, seed: int = 0,
-              progress: Callable[[int, int], None] | None = None, workers: int = 1) -> Corpus:
+              progress: Callable[[int, int], None] | None = None, workers: int = 1,
+              height: int = demo_synth.HEIGHT) -> Corpus:
+    """The demo corpus (generated on first use).  ``height`` below RAVDESS's 720 px gives a
+    smaller, faster corpus of the same clips (a separate corpus on the leaderboard)."""
     if actors < 2:
         from emokit_core.errors import CorpusError
 
         raise CorpusError(f"a demo corpus needs at least 2 actors, not {actors}", "use --actors 10 (default) or more")
     reps = repetitions or demo_synth.default_repetitions(actors)
-    root = Path(path) if path else demo_root(actors, reps, seed)
-    demo_synth.generate(root, actors=actors, repetitions=reps, seed=seed, progress=progress, workers=workers)
+    root = Path(path) if path else demo_root(actors, reps, seed, height)
+    demo_synth.generate(root, actors=actors, repetitions=reps, seed=seed, progress=progress, workers=workers,
+                        height=height)
     # Corpora of other sizes get their own leaderboard name (the default one is just "demo").
     name = "demo" if (actors, reps) == (10, 1) else f"demo-{actors}x{reps}"
+    if height != demo_synth.HEIGHT:
+        name += f"-{height}p"
     return read_ravdess(root, name=name, folds=demo_folds(actors), strict=True)

@@ -61,8 +61,8 @@ MANIFEST_NAME = "emokit-demo.json"
 EMOTIONS = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
 
 FPS = 30
-WIDTH, HEIGHT = 1280, 720
-FACE_SIZE = 720  # the face is drawn inside the central FACE_SIZE x FACE_SIZE square
+HEIGHT = 720  # RAVDESS's frame height (1280x720); tests may ask for less
+FACE_SIZE = 720  # the face is designed inside the central FACE_SIZE x FACE_SIZE square
 SAMPLE_RATE = 48000
 SAMPLES_PER_FRAME = SAMPLE_RATE // FPS
 MIN_DURATION, MAX_DURATION = 2.9, 4.2
@@ -589,24 +589,29 @@ def _face_track(spec: ClipSpec, actor: _Actor, plan: _Plan, face: np.ndarray,
 
 
 class _FaceRenderer:
-    """Draws the face into a reused 720x720 BGR canvas and pastes it into a reused I420 frame."""
+    """Draws the face into a reused square BGR canvas (the frame's height) and pastes it into a
+    reused I420 frame.  The face is designed on a 720-px canvas; at another ``height`` every
+    coordinate, radius and line width is scaled, so a low-resolution corpus shows the same faces."""
 
     SHIFT = 4
 
-    def __init__(self, actor: _Actor):
+    def __init__(self, actor: _Actor, height: int = HEIGHT):
         import cv2
 
         self.cv2 = cv2
         self.actor = actor
-        self.canvas = np.empty((FACE_SIZE, FACE_SIZE, 3), np.uint8)
-        self.i420 = np.empty((HEIGHT * 3 // 2, WIDTH), np.uint8)
-        self.i420[:HEIGHT] = 235  # white in limited-range BT.601
-        self.i420[HEIGHT:] = 128
-        x0 = (WIDTH - FACE_SIZE) // 2
-        self._y = self.i420[:HEIGHT, x0:x0 + FACE_SIZE]
-        h4 = HEIGHT // 4
-        self._u = self.i420[HEIGHT:HEIGHT + h4].reshape(HEIGHT // 2, WIDTH // 2)[:, x0 // 2:(x0 + FACE_SIZE) // 2]
-        self._v = self.i420[HEIGHT + h4:].reshape(HEIGHT // 2, WIDTH // 2)[:, x0 // 2:(x0 + FACE_SIZE) // 2]
+        width = frame_width(height)
+        self.size = height
+        self.zoom = height / FACE_SIZE
+        self.canvas = np.empty((height, height, 3), np.uint8)
+        self.i420 = np.empty((height * 3 // 2, width), np.uint8)
+        self.i420[:height] = 235  # white in limited-range BT.601
+        self.i420[height:] = 128
+        x0 = (width - height) // 2
+        self._y = self.i420[:height, x0:x0 + height]
+        h4 = height // 4
+        self._u = self.i420[height:height + h4].reshape(height // 2, width // 2)[:, x0 // 2:(x0 + height) // 2]
+        self._v = self.i420[height + h4:].reshape(height // 2, width // 2)[:, x0 // 2:(x0 + height) // 2]
         ac = actor
         skin = np.array(ac.skin)
         self.skin = tuple(float(c) for c in skin)
@@ -621,10 +626,16 @@ class _FaceRenderer:
     # geometry helpers ----------------------------------------------------------------------
     def _set_pose(self, dx: float, dy: float, roll: float, scale: float) -> None:
         r = np.deg2rad(roll)
+        scale = scale * self.zoom
         c, s = np.cos(r) * scale, np.sin(r) * scale
         cx, cy = self.actor.center
-        self.M = np.array([[c, -s, cx + dx], [s, c, cy + dy]])
+        k = self.zoom
+        self.M = np.array([[c, -s, (cx + dx) * k], [s, c, (cy + dy) * k]])
         self.s, self.roll = scale, roll
+
+    def _thick(self, thickness: int) -> int:
+        """A line width of the 720-px design at this canvas size (filled shapes stay -1)."""
+        return thickness if thickness < 0 or self.zoom == 1 else max(1, int(round(thickness * self.zoom)))
 
     def _p(self, xy) -> np.ndarray:
         xy = np.asarray(xy, float).reshape(-1, 2)
@@ -635,10 +646,11 @@ class _FaceRenderer:
         ax = (max(1, int(round(axes[0] * self.s * (1 << self.SHIFT)))),
               max(1, int(round(axes[1] * self.s * (1 << self.SHIFT)))))
         self.cv2.ellipse(self.canvas, (int(c[0]), int(c[1])), ax, angle + self.roll, start, end, color,
-                         thickness, self.cv2.LINE_AA, self.SHIFT)
+                         self._thick(thickness), self.cv2.LINE_AA, self.SHIFT)
 
     def _poly(self, pts, color, thickness, closed=False) -> None:
-        self.cv2.polylines(self.canvas, [self._p(pts)], closed, color, thickness, self.cv2.LINE_AA, self.SHIFT)
+        self.cv2.polylines(self.canvas, [self._p(pts)], closed, color, self._thick(thickness), self.cv2.LINE_AA,
+                           self.SHIFT)
 
     def _fill(self, pts, color) -> None:
         self.cv2.fillPoly(self.canvas, [self._p(pts)], color, self.cv2.LINE_AA, self.SHIFT)
@@ -732,10 +744,10 @@ class _FaceRenderer:
 
     def to_i420(self) -> np.ndarray:
         yuv = self.cv2.cvtColor(self.canvas, self.cv2.COLOR_BGR2YUV_I420)
-        h2 = FACE_SIZE // 2
-        self._y[:] = yuv[:FACE_SIZE]
-        self._u[:] = yuv[FACE_SIZE:FACE_SIZE + FACE_SIZE // 4].reshape(h2, h2)
-        self._v[:] = yuv[FACE_SIZE + FACE_SIZE // 4:].reshape(h2, h2)
+        n, h2 = self.size, self.size // 2
+        self._y[:] = yuv[:n]
+        self._u[:] = yuv[n:n + n // 4].reshape(h2, h2)
+        self._v[:] = yuv[n + n // 4:].reshape(h2, h2)
         return self.i420
 
 
@@ -772,16 +784,27 @@ def render_clip(spec: ClipSpec, seed: int) -> tuple[np.ndarray, np.ndarray, np.n
     return audio, params, pose, blink
 
 
-def _write_clip(path: Path, spec: ClipSpec, seed: int) -> None:
+def frame_width(height: int) -> int:
+    """The 16:9 frame width for a frame ``height`` (1280 for RAVDESS's 720)."""
+    return height * 16 // 9
+
+
+def _check_height(height: int) -> None:
+    # a multiple of 36 keeps 16:9 frames, the face square and its chroma planes on whole pixels
+    if not isinstance(height, (int, np.integer)) or not 144 <= height <= 1080 or height % 36:
+        raise CorpusError(f"height must be a multiple of 36 in 144..1080 (720 = RAVDESS), got {height!r}")
+
+
+def _write_clip(path: Path, spec: ClipSpec, seed: int, height: int = HEIGHT) -> None:
     import av
 
     actor = _actor(seed, spec.actor)
     audio, params, pose, blink = render_clip(spec, seed)
-    renderer = _FaceRenderer(actor)
+    renderer = _FaceRenderer(actor, height)
     with av.open(str(path), "w", format="mp4", options={"fflags": "+bitexact"}) as box:
         box.metadata["comment"] = _comment(seed, spec)
         vs = box.add_stream("libx264", rate=FPS, options=dict(X264_OPTIONS))
-        vs.width, vs.height, vs.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        vs.width, vs.height, vs.pix_fmt = frame_width(height), height, "yuv420p"
         aus = box.add_stream("aac", rate=SAMPLE_RATE, layout="stereo")
         aus.bit_rate = AAC_BIT_RATE
         for k in range(len(params)):
@@ -806,10 +829,10 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _make_clip(folder: str, spec: ClipSpec, seed: int) -> tuple[str, str, int]:
+def _make_clip(folder: str, spec: ClipSpec, seed: int, height: int = HEIGHT) -> tuple[str, str, int]:
     path = Path(folder) / spec.relpath
     path.parent.mkdir(parents=True, exist_ok=True)
-    _write_clip(path, spec, seed)
+    _write_clip(path, spec, seed, height)
     return spec.relpath, _sha256(path), path.stat().st_size
 
 
@@ -827,7 +850,7 @@ def _init_worker() -> None:
 # ----------------------------------------------------------------------------------------------
 
 
-def _params(seed: int, actors: int, repetitions: int, codes: tuple[int, ...]) -> dict:
+def _params(seed: int, actors: int, repetitions: int, codes: tuple[int, ...], height: int) -> dict:
     return {
         "generator": GENERATOR_NAME,
         "generator_version": GENERATOR_VERSION,
@@ -835,6 +858,7 @@ def _params(seed: int, actors: int, repetitions: int, codes: tuple[int, ...]) ->
         "actors": int(actors),
         "repetitions": int(repetitions),
         "emotions": [EMOTIONS[c - 1] for c in codes],
+        "height": int(height),
     }
 
 
@@ -896,6 +920,7 @@ def generate(
     progress: Callable[[int, int], None] | None = None,
     workers: int = 1,
     emotions: Sequence[str | int] | None = None,
+    height: int = HEIGHT,
 ) -> Path:
     """Generate the demo corpus into ``root`` (``Actor_XX/*.mp4`` plus ``emokit-demo.json``).
 
@@ -903,14 +928,16 @@ def generate(
     generator version.  A corpus made by another version or with other parameters is replaced;
     a folder that holds anything else is never touched.  Files are written into a temporary
     sibling folder that is renamed at the end, so an interrupted run leaves no half corpus.
-    ``emotions`` restricts the emotions (for tests; it is recorded in the manifest).
+    ``emotions`` restricts the emotions and ``height`` lowers the frame size (16:9, the face
+    scaled with it) for tests that need no RAVDESS resolution; both are recorded in the manifest.
     """
     root = Path(root).expanduser().absolute()
     if repetitions is None:
         repetitions = default_repetitions(actors)
     specs = clip_specs(actors, repetitions, seed, emotions=emotions)
     codes = _emotion_codes(emotions)
-    params = _params(seed, actors, repetitions, codes)
+    _check_height(height)
+    params = _params(seed, actors, repetitions, codes, height)
 
     old = read_manifest(root)
     if _complete(root, old, params):
@@ -933,7 +960,7 @@ def generate(
         total = len(specs)
         if workers == 1 or total < 2:
             for i, spec in enumerate(specs, 1):
-                rel, sha, size = _make_clip(str(tmp), spec, seed)
+                rel, sha, size = _make_clip(str(tmp), spec, seed, height)
                 results[rel] = (sha, size)
                 if progress is not None:
                     progress(i, total)
@@ -942,7 +969,7 @@ def generate(
 
             ctx = mp.get_context("spawn")
             with ProcessPoolExecutor(max_workers=min(workers, total), mp_context=ctx, initializer=_init_worker) as pool:
-                futures = [pool.submit(_make_clip, str(tmp), spec, seed) for spec in specs]
+                futures = [pool.submit(_make_clip, str(tmp), spec, seed, height) for spec in specs]
                 try:
                     for i, fut in enumerate(as_completed(futures), 1):
                         rel, sha, size = fut.result()
@@ -959,8 +986,7 @@ def generate(
         manifest.update({
             "layout": "ravdess",
             "fps": FPS,
-            "width": WIDTH,
-            "height": HEIGHT,
+            "width": frame_width(height),
             "sample_rate": SAMPLE_RATE,
             "channels": 2,
             "clips": len(files),

@@ -43,6 +43,24 @@ def centre_square(h: int, w: int) -> tuple[int, int, int]:
     return (h - side) // 2, (w - side) // 2, side
 
 
+def area_resize(image: np.ndarray, size: int) -> np.ndarray:
+    """``image`` area-averaged to ``size`` x ``size`` pixels.
+
+    OpenCV averages fast only for integer ratios (720 -> 48: 0.3 ms) and five times slower for
+    others (720 -> 128: 1.5 ms), so a large non-integer reduction first takes the largest
+    integer step (720 -> 144, the last rows and columns that do not fill a step dropped), then
+    averages the small rest; the result differs from one step by about a grey level.
+    """
+    import cv2
+
+    h, w = image.shape[:2]
+    step = min(h, w) // size
+    if step >= 2 and (h % size or w % size):
+        image = image[: h - h % step, : w - w % step]
+        image = cv2.resize(image, (image.shape[1] // step, image.shape[0] // step), interpolation=cv2.INTER_AREA)
+    return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
+
+
 class SpectralSaliency:
     """OpenCV static saliency (``spectral_residual`` or ``fine_grained``) on a downscaled
     copy of the crop (``work_size`` px; the maps are smooth, so this only saves time)."""
@@ -59,9 +77,7 @@ class SpectralSaliency:
         self._model = makers[method]()
 
     def __call__(self, gray: np.ndarray) -> np.ndarray:
-        import cv2
-
-        small = cv2.resize(gray, (self.work_size, self.work_size), interpolation=cv2.INTER_AREA)
+        small = area_resize(gray, self.work_size)
         ok, saliency = self._model.computeSaliency(small)
         if not ok:
             return np.zeros_like(small, dtype=np.float32)
@@ -141,7 +157,7 @@ class _FaceSaliencySink:
         top, left, side = self.box
         crop = frame[top: top + side, left: left + side]
         size = self.extractor.size
-        face = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
+        face = area_resize(crop, size)
         saliency = cv2.resize(self.saliency(crop), (size, size), interpolation=cv2.INTER_AREA)
         self.frames.append(np.stack([face, np.round(saliency * 255).astype(np.uint8)]))
 
@@ -183,11 +199,12 @@ class FaceSaliencyFrames(BaseEstimator):
 
     @property
     def cache_version(self) -> str:
+        version = "2"  # 2: two-step area resizing (area_resize)
         if self.vad == "none":
-            return "1"
+            return version
         from emokit_plugins.speech.vad import VadTrim
 
-        return f"1+{VadTrim(self.vad).cache_version}"
+        return f"{version}+{VadTrim(self.vad).cache_version}"
 
     @property
     def wants_audio(self) -> bool:

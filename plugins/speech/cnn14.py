@@ -135,7 +135,13 @@ def stft_kernels(n_fft: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 class _STFT(nn.Module):
-    """STFT as two strided ``Conv1d`` (names as torchlibrosa's ``STFT``: ``conv_real``, ``conv_imag``)."""
+    """STFT as two strided ``Conv1d`` (names as torchlibrosa's ``STFT``: ``conv_real``, ``conv_imag``).
+
+    While the kernels are the windowed DFT basis (as built here, and in every PANNs checkpoint)
+    the forward pass computes the same numbers with an FFT (``torch.stft``), several times faster
+    than the convolution; kernels that differ from it (a checkpoint that trained them) are
+    convolved as they are.
+    """
 
     def __init__(self, n_fft: int, hop_length: int):
         super().__init__()
@@ -150,11 +156,32 @@ class _STFT(nn.Module):
             self.conv_imag.weight.copy_(torch.from_numpy(imag))
         for p in self.parameters():
             p.requires_grad_(False)
+        # not in the state dict: checkpoints keep upstream's keys
+        self.register_buffer("window", torch.hann_window(n_fft, periodic=True), persistent=False)
+        self._dft_checked: tuple[Any, bool] | None = None  # (kernels' identity and version, verdict)
+
+    def holds_dft_kernels(self) -> bool:
+        """Whether the kernels are (within 1e-6) the windowed DFT basis; checked again only after
+        they change (a checkpoint load, a move to another device)."""
+        real, imag = self.conv_real.weight, self.conv_imag.weight
+        identity = (real.data_ptr(), real._version, imag.data_ptr(), imag._version)
+        if self._dft_checked is None or self._dft_checked[0] != identity:
+            ref_real, ref_imag = (torch.from_numpy(k).to(real.device, real.dtype) for k in stft_kernels(self.n_fft))
+            same = bool(torch.allclose(real, ref_real, rtol=0, atol=1e-6)
+                        and torch.allclose(imag, ref_imag, rtol=0, atol=1e-6))
+            self._dft_checked = (identity, same)
+        return self._dft_checked[1]
 
     def forward(self, waveform: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``[batch, samples]`` → ``(real, imag)``, each ``[batch, 1, frames, n_fft // 2 + 1]``."""
         x = waveform[:, None, :]
         x = F.pad(x, (self.n_fft // 2, self.n_fft // 2), mode="reflect")
+        if self.holds_dft_kernels():
+            spectrum = torch.stft(x[:, 0].float(), self.n_fft, self.hop_length, window=self.window.float(),
+                                  center=False, return_complex=True)  # [batch, bins, frames]
+            dtype = self.conv_real.weight.dtype
+            return (spectrum.real.transpose(1, 2)[:, None].to(dtype),
+                    spectrum.imag.transpose(1, 2)[:, None].to(dtype))
         real = self.conv_real(x).transpose(1, 2)[:, None]
         imag = self.conv_imag(x).transpose(1, 2)[:, None]
         return real, imag
