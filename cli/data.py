@@ -33,8 +33,8 @@ def demo_command(
     from emokit_plugins.corpora.demo import load_demo
 
     started = time.perf_counter()
-    corpus = load_demo(out_dir, actors=actors, repetitions=repetitions, seed=seed,
-                       progress=generation_progress(RichReporter(quiet=quiet), "generating the demo corpus"), workers=workers,
+    progress = generation_progress(RichReporter(quiet=quiet), "generating the demo corpus")
+    corpus = load_demo(out_dir, actors=actors, repetitions=repetitions, seed=seed, progress=progress, workers=workers,
                        height=height)
     seconds = time.perf_counter() - started
     summary = {"root": str(corpus.root), "clips": len(corpus.clips), "actors": len({c.actor for c in corpus.clips}),

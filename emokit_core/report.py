@@ -152,7 +152,6 @@ def plot_attention(weights, path: Path, *, title: str, fps: float = 0.0, thumbna
     weights = np.asarray(weights, dtype=float)
     n = len(weights)
     scale = 1.0 / fps if fps > 0 else 1.0
-    unit = "s" if fps > 0 else "frame"
     thumbnails = thumbnails or {}
     shown = sorted(thumbnails)
     fig = Figure(figsize=(9.0, 4.6 if shown else 2.6), dpi=120)

@@ -88,7 +88,8 @@ def _cross_validate(pipelines, corpus, db: Path, home: Path) -> dict[str, int]:
 
     registry = Registry(db)
     try:
-        outcome = Runner(PluginHost(), registry, FeatureCache(home / "features"), workers=2).run(pipelines, corpus, seed=0)
+        runner = Runner(PluginHost(), registry, FeatureCache(home / "features"), workers=2)
+        outcome = runner.run(pipelines, corpus, seed=0)
     finally:
         registry.close()
     return {r.pipeline: r.run_id for r in outcome.runs}

@@ -355,3 +355,20 @@ def test_the_fft_gives_the_convolutions_numbers_and_other_kernels_are_convolved(
         torch.testing.assert_close(imag, 0.5 * by_convolution[1], rtol=1e-5, atol=1e-5)
         stft.conv_imag.weight.mul_(2.0)
         assert stft.holds_dft_kernels()  # checked again after the change
+
+
+def test_dropout_rates_are_parameters_that_leave_checkpoints_alone():
+    x = _clips(1.0, seed=6)
+    upstream, without = Cnn14(width=0.0625), Cnn14(width=0.0625, conv_dropout=0.0, fc_dropout=0.0)
+    assert (upstream.conv_dropout, upstream.fc_dropout) == (0.2, 0.5)  # PANNs' rates by default
+    without.load_state_dict(upstream.state_dict())  # same keys: dropout has no weights
+    with torch.no_grad():
+        upstream.eval()
+        without.eval()
+        torch.testing.assert_close(upstream(x)["embedding"], without(x)["embedding"])  # eval: the same network
+        upstream.train()
+        without.train()
+        torch.testing.assert_close(without(x)["embedding"], without(x)["embedding"])  # nothing dropped
+        assert not torch.equal(upstream(x)["embedding"], upstream(x)["embedding"])
+    with pytest.raises(ValueError, match="fc_dropout must be in"):
+        Cnn14(fc_dropout=1.0)

@@ -91,7 +91,7 @@ def build_stn_bilstm(saliency, vad, frames_per_clip, input, layers, hidden, lstm
 
 @hookimpl
 def register_pipelines(register):
-    quick_stn = {"stn_max_epochs": 10, "stn_patience": 3, "frames_per_clip": 12}
+    quick_stn = {"stn_max_epochs": 10, "stn_patience": 3, "frames_per_clip": 10}
     register(PipelineSpec(
         "face.stn_vote", "face", "saliency-guided STN fine-tuned on frames -> max-voting (paper Table 3)",
         build_stn_vote,
@@ -110,7 +110,7 @@ def register_pipelines(register):
         profiles={"paper": {},
                   # scratch: without a validation split the bi-LSTM trains a fixed budget too
                   "scratch": {**SCRATCH_STN, "lstm_max_epochs": 30},
-                  "quick": {**quick_stn, "layers": 1, "hidden": 50, "lstm_max_epochs": 15, "lstm_patience": 5}}))
+                  "quick": {**quick_stn, "layers": 1, "hidden": 50, "lstm_max_epochs": 12, "lstm_patience": 5}}))
 
 EMOKIT_PLUGIN_API = 1
 

@@ -254,6 +254,9 @@ class Cnn14(nn.Module):
 
     ``width`` scales the channel counts of the six conv blocks (64 … 2048 at ``width=1``,
     which is exactly the upstream network); the embedding has ``channels[-1]`` dimensions.
+    ``conv_dropout`` (after each conv block) and ``fc_dropout`` (on the pooled features and on
+    the embedding) are upstream's 0.2 and 0.5 by default; they act in training only, so they
+    never change a checkpoint or an embedding.
     Input ``[batch, samples]`` (or ``[samples]``) of float audio at ``sample_rate``.
     """
 
@@ -261,7 +264,7 @@ class Cnn14(nn.Module):
 
     def __init__(self, sample_rate: int = 16000, window_size: int = 512, hop_size: int = 160,
                  mel_bins: int = 64, fmin: float = 50, fmax: float | None = 8000, classes_num: int = 527,
-                 width: float = 1.0, pad_mode: str = "repeat"):
+                 width: float = 1.0, pad_mode: str = "repeat", conv_dropout: float = 0.2, fc_dropout: float = 0.5):
         super().__init__()
         if mel_bins < 2 ** self.n_pools:
             raise ValueError(f"mel_bins must be at least {2 ** self.n_pools} for five 2x2 poolings, got {mel_bins}")
@@ -269,9 +272,14 @@ class Cnn14(nn.Module):
             raise ValueError(f"pad_mode must be 'repeat' or 'zeros', got {pad_mode!r}")
         if width <= 0:
             raise ValueError(f"width must be positive, got {width}")
+        for name, rate in (("conv_dropout", conv_dropout), ("fc_dropout", fc_dropout)):
+            if not 0 <= rate < 1:
+                raise ValueError(f"{name} must be in [0, 1), got {rate}")
         self.config = dict(sample_rate=sample_rate, window_size=window_size, hop_size=hop_size,
                            mel_bins=mel_bins, fmin=fmin, fmax=fmax, classes_num=classes_num, width=width)
         self.pad_mode = pad_mode
+        self.conv_dropout = conv_dropout
+        self.fc_dropout = fc_dropout
         self.channels = tuple(max(1, int(round(c * width))) for c in BASE_CHANNELS)
         #: Shortest input (samples) that survives the STFT reflect padding and five 2x2 poolings;
         #: shorter inputs are padded up to it.
@@ -327,12 +335,12 @@ class Cnn14(nn.Module):
             x = x.contiguous(memory_format=torch.channels_last)
         for i in range(1, 7):
             x = getattr(self, f"conv_block{i}")(x, pool=2 if i < 6 else 1)
-            x = F.dropout(x, p=0.2, training=self.training)
+            x = F.dropout(x, p=self.conv_dropout, training=self.training)
         x = torch.mean(x, dim=3)                      # over frequency
         x = torch.amax(x, dim=2) + torch.mean(x, dim=2)  # over time: max + mean
-        x = F.dropout(x, p=0.5, training=self.training)
+        x = F.dropout(x, p=self.fc_dropout, training=self.training)
         x = F.relu_(self.fc1(x))
-        embedding = F.dropout(x, p=0.5, training=self.training)
+        embedding = F.dropout(x, p=self.fc_dropout, training=self.training)
         if self.fc_transfer is not None:
             # Upstream Transfer_Cnn14: the new head sees the (dropped-out) embedding.
             log_probs = torch.log_softmax(self.fc_transfer(embedding), dim=-1)

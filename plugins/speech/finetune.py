@@ -60,6 +60,7 @@ class Cnn14FineTuner(NetworkClassifier):
     ``freq_stripe_bins`` mel bins), and the loop's ``optimizer``, ``weight_decay``,
     ``schedule``, ``label_smoothing``, ``mixup_alpha`` and ``sampling``; ``max_epochs`` > 0
     counts the budget in passes over the training clips instead of ``max_iterations``.
+    ``conv_dropout`` and ``fc_dropout`` are CNN14's own dropout rates (upstream: 0.2 and 0.5).
     Prediction sees whole clips, unaugmented, zero-padded to ``crop_seconds`` where shorter
     and batched only with clips of the same length.
     """
@@ -73,7 +74,8 @@ class Cnn14FineTuner(NetworkClassifier):
                  optimizer: str = "adam", weight_decay: float = 0.0, schedule: str = "constant",
                  label_smoothing: float = 0.0, mixup_alpha: float = 0.0, sampling: str = "random",
                  max_epochs: int = 0, shift_seconds: float = 0.0, gain_db: float = 0.0, time_stripes: int = 0,
-                 time_stripe_frames: int = 40, freq_stripes: int = 0, freq_stripe_bins: int = 8):
+                 time_stripe_frames: int = 40, freq_stripes: int = 0, freq_stripe_bins: int = 8,
+                 conv_dropout: float = 0.2, fc_dropout: float = 0.5):
         self.weights = weights
         self.width = width
         self.lr = lr
@@ -101,6 +103,8 @@ class Cnn14FineTuner(NetworkClassifier):
         self.time_stripe_frames = time_stripe_frames
         self.freq_stripes = freq_stripes
         self.freq_stripe_bins = freq_stripe_bins
+        self.conv_dropout = conv_dropout
+        self.fc_dropout = fc_dropout
 
     def step_budget(self, n_train: int) -> int:
         return self.max_epochs * self.steps_per_epoch(n_train) if self.max_epochs else self.max_iterations
@@ -110,7 +114,7 @@ class Cnn14FineTuner(NetworkClassifier):
 
         from .cnn14 import Cnn14, freeze_lower_blocks, load_panns_checkpoint, replace_head
 
-        net = Cnn14(width=self.width)
+        net = Cnn14(width=self.width, conv_dropout=self.conv_dropout, fc_dropout=self.fc_dropout)
         if pretrained and self.weights is not None:
             load_panns_checkpoint(net, self.weights.path)
         replace_head(net, n_classes)
