@@ -77,6 +77,7 @@ class FrameClipModel(ClassifierMixin, BaseEstimator):
         else:
             aggregator.fit(outputs, y)
         self.aggregator_ = aggregator
+        self.__dict__.pop("_last_outputs", None)  # the training clips' outputs are not asked for again
         return self
 
     def frame_outputs(self, X: Sequence[np.ndarray]) -> list[np.ndarray]:

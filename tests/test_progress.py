@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+from contextlib import contextmanager
 
 import numpy as np
 from rich.console import Console
@@ -21,20 +22,15 @@ class Recorder(progress.Reporter):
     def __init__(self):
         self.tasks: list[dict] = []
 
+    @contextmanager
     def task(self, description, total):
         entry = {"description": description, "total": total, "done": 0}
         self.tasks.append(entry)
 
-        class _Task:
-            def __enter__(self_inner):
-                def advance(n=1, total=None):
-                    entry["done"] += n
-                return advance
+        def advance(n=1, total=None):
+            entry["done"] += n
 
-            def __exit__(self_inner, *exc):
-                return False
-
-        return _Task()
+        yield advance
 
 
 def test_without_a_reporter_nothing_is_drawn_and_with_one_tasks_reach_it():
