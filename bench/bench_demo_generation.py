@@ -1,6 +1,6 @@
 """Time the generation of the synthetic demo corpus.
 
-    python bench/bench_demo_generation.py [--actors 10] [--repetitions 1] [--workers 2] [--root DIR] [--keep]
+    python bench/bench_demo_generation.py [--actors 10] [--repetitions 1] [--workers 2] [--height 720] [--root DIR] [--keep]
 
 Generates the corpus into a fresh temporary folder (or --root, which must not hold a corpus
 yet) and prints the clip rate, the wall time, the corpus size and the peak RSS of this process
@@ -32,6 +32,7 @@ def main(argv=None) -> int:
     ap.add_argument("--repetitions", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    ap.add_argument("--height", type=int, default=ds.HEIGHT, help="frame height (16:9)")
     ap.add_argument("--root", type=Path, default=None)
     ap.add_argument("--keep", action="store_true", help="keep the generated corpus")
     args = ap.parse_args(argv)
@@ -51,10 +52,11 @@ def main(argv=None) -> int:
 
     t0 = time.perf_counter()
     ds.generate(root, actors=args.actors, repetitions=args.repetitions, seed=args.seed,
-                workers=args.workers, progress=progress)
+                workers=args.workers, progress=progress, height=args.height)
     elapsed = time.perf_counter() - t0
     t1 = time.perf_counter()
-    ds.generate(root, actors=args.actors, repetitions=args.repetitions, seed=args.seed, workers=args.workers)
+    ds.generate(root, actors=args.actors, repetitions=args.repetitions, seed=args.seed, workers=args.workers,
+                height=args.height)
     again = time.perf_counter() - t1
 
     manifest = ds.read_manifest(root)
@@ -63,7 +65,8 @@ def main(argv=None) -> int:
     self_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     child_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(f"generator {ds.GENERATOR_NAME} v{ds.GENERATOR_VERSION}: actors={args.actors} "
-          f"repetitions={manifest['repetitions']} seed={args.seed} workers={args.workers} cpus={os.cpu_count()}")
+          f"repetitions={manifest['repetitions']} seed={args.seed} workers={args.workers} cpus={os.cpu_count()} "
+          f"frames {manifest['width']}x{manifest['height']}")
     print(f"clips: {n}   time: {elapsed:.1f} s   rate: {n / elapsed:.2f} clips/s   "
           f"size: {size / 2**20:.1f} MiB ({size / n / 1024:.0f} KiB/clip)")
     print(f"second call (already generated): {again * 1000:.1f} ms")

@@ -42,7 +42,8 @@ def main() -> None:
     from emokit_core.plugins import PluginHost
     from emokit_core.registry import Registry
     from emokit_core.progress import Reporter
-    from emokit_core.runner import Runner, predict, seed_everything
+    from emokit_core.folds import predict, seed_everything
+    from emokit_core.runner import Runner
     from emokit_core.training import pick_device
     from emokit_plugins.corpora.demo import load_demo
 

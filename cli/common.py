@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from typing import Any, Iterator, Optional
@@ -41,9 +42,11 @@ class RichReporter(Reporter):
     """Progress and messages on stderr.
 
     On a terminal: one live display of bars with counts, elapsed time and an ETA; a step opened
-    inside another (a training loop inside a fold) gets its own bar, removed when it ends.  On a
-    non-interactive stderr (a log file, CI): a line per step every ``interval`` seconds and one
-    when it ends, never a frozen bar.  ``quiet``: no progress and no info messages, warnings only.
+    while another is open (a training loop inside a fold, a second pipeline's folds) gets its own
+    bar, indented and removed when it ends.  On a non-interactive stderr (a log file, CI): a line
+    per step every ``interval`` seconds and one when it ends, never a frozen bar.  ``quiet``: no
+    progress and no info messages, warnings only.  Steps may be opened from several threads (fold
+    workers' progress is replayed on one), so the shared state is guarded by a lock.
     """
 
     def __init__(self, quiet: bool = False, interactive: Optional[bool] = None, interval: float = 5.0,
@@ -54,42 +57,51 @@ class RichReporter(Reporter):
         self.interval = interval
         self._live: Any = None  # the shared rich Progress while a bar is open
         self._depth = 0
+        self._lock = threading.RLock()
 
     @contextmanager
     def task(self, description: str, total: int) -> Iterator[Any]:
         if self.quiet or total == 0:
             yield lambda n=1, total=None: None
             return
-        self._depth += 1
+        with self._lock:
+            self._depth += 1
+            indent = "  " if self._depth > 1 else ""
         try:
-            with (self._bar if self.interactive else self._lines)(description, total) as advance:
+            with (self._bar if self.interactive else self._lines)(indent + description, total) as advance:
                 yield advance
         finally:
-            self._depth -= 1
+            with self._lock:
+                self._depth -= 1
 
     @contextmanager
     def _bar(self, description: str, total: int) -> Iterator[Any]:
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                                    TimeRemainingColumn)
 
-        if self._live is None:
-            self._live = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                  TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=self.console)
-            self._live.start()
-        live, nested = self._live, self._depth > 1
-        task = live.add_task(("  " * (self._depth - 1)) + description, total=total)
+        with self._lock:
+            if self._live is None:
+                self._live = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                      TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                                      console=self.console)
+                self._live.start()
+                owner = True
+            else:
+                owner = False
+            live = self._live
+            task = live.add_task(description, total=total)
         try:
             yield lambda n=1, total=None: live.update(task, advance=n, total=total)
         finally:
-            if nested:
-                live.remove_task(task)
-            else:
-                live.stop()
-                self._live = None
+            with self._lock:
+                if owner:  # the first bar opened holds the display; the others come and go within it
+                    live.stop()
+                    self._live = None
+                else:
+                    live.remove_task(task)
 
     @contextmanager
     def _lines(self, description: str, total: int) -> Iterator[Any]:
-        indent = "  " * (self._depth - 1)
         started = last = time.monotonic()
         state = {"done": 0, "total": total}
 
@@ -103,7 +115,7 @@ class RichReporter(Reporter):
                 last = now
                 elapsed = now - started
                 left = elapsed / state["done"] * (state["total"] - state["done"]) if state["done"] else None
-                self.console.print(f"{indent}{description}: {state['done']}/{state['total']}, "
+                self.console.print(f"{description}: {state['done']}/{state['total']}, "
                                    f"{format_seconds(elapsed)} elapsed"
                                    + (f", about {format_seconds(left)} left" if left is not None else ""),
                                    highlight=False, soft_wrap=True)
@@ -111,7 +123,7 @@ class RichReporter(Reporter):
         try:
             yield advance
         finally:
-            self.console.print(f"{indent}{description}: {state['done']}/{state['total']} in "
+            self.console.print(f"{description}: {state['done']}/{state['total']} in "
                                f"{format_seconds(time.monotonic() - started)}", highlight=False, soft_wrap=True)
 
     def warn(self, message: str) -> None:

@@ -94,7 +94,8 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, "--seed", help="random seed (same seed, same scores)"),
         folds: Optional[str] = typer.Option(None, "--folds", help="paper (RAVDESS default) or grouped"),
         actors: Optional[int] = typer.Option(None, "--actors", help="demo corpus: number of actors [10]"),
-        workers: int = typer.Option(min(os.cpu_count() or 1, 8), "--workers", help="processes for decoding and features"),
+        workers: int = typer.Option(min(os.cpu_count() or 1, 8), "--workers", help="processes for decoding and "
+                                    "features, and for folds that train a network on the CPU"),
         cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", envvar="EMOKIT_CACHE", help="feature cache folder [default: $EMOKIT_HOME/features]"),
         device: Optional[str] = typer.Option(None, "--device", help="cuda, cuda:1, cpu ... for every pipeline with a "
                                              "device parameter [default: auto, a GPU where there is one]"),
@@ -136,9 +137,11 @@ def register(app: typer.Typer) -> None:
             print_json({"corpus": {"name": loaded.name, "root": str(loaded.root), "clips": len(loaded.clips)},
                         "skipped_clips": outcome.skipped_clips,
                         "cache": {"hits": outcome.cache_hits, "misses": outcome.cache_misses},
-                        # where the time went: reading (or generating) the corpus, features; each run's own
+                        # where the time went: reading (or generating) the corpus, features, the modality
+                        # pipelines' folds (side by side in worker processes); each run's own below
                         "seconds": {"corpus": round(corpus_seconds, 2),
-                                    "extraction": round(outcome.extraction_seconds, 2)},
+                                    "extraction": round(outcome.extraction_seconds, 2),
+                                    "cross_validation": round(outcome.cv_seconds, 2)},
                         "runs": [vars(r) for r in outcome.runs]})
             return
         show_outcome(outcome)

@@ -1,21 +1,26 @@
-"""One decode of a clip's media for every extractor that reads it.
+"""Feature extraction: one decode of a clip's media for every extractor that reads it, and a
+corpus's features planned, spread over worker processes, batched and cached.
 
-The runner (in its worker processes), ``emokit predict`` and the plugin conformance checks all
-feed extractors through :func:`extract_clip`, so a clip is decoded the same way everywhere:
-each media file once, frames streamed to the face extractors' sinks, the audio handed to the
-speech extractors and to sinks that ask for it (``wants_audio``, e.g. frames trimmed to the
-clip's speech).
+The runner (through :func:`extract_corpus`), ``emokit predict`` and the plugin conformance
+checks all feed extractors through :func:`extract_clip`, so a clip is decoded the same way
+everywhere: each media file once, frames streamed to the face extractors' sinks, the audio
+handed to the speech extractors and to sinks that ask for it (``wants_audio``, e.g. frames
+trimmed to the clip's speech).
 """
 
 from __future__ import annotations
 
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Hashable, Sequence
+from typing import Any, Hashable, Mapping, Sequence
 
 import numpy as np
 
-from .contracts import FACE, SPEECH, Clip, VideoInfo
+from .cache import FeatureCache, extractor_key
+from .contracts import FACE, SPEECH, Clip, Corpus, VideoInfo
 from .errors import MediaError
+from .progress import Reporter
 
 
 @dataclass
@@ -90,3 +95,129 @@ def extract_clip(clip: Clip, extractors: Sequence[tuple[Hashable, Any]], *, batc
                 raise MediaError(f"{path}: {type(ext).__name__} produced no usable features",
                                  "check the clip; it may be too short, silent or blank")
     return out
+
+
+# -- a corpus ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Job:
+    clip: Clip
+    extractors: tuple[tuple[str, str, Any], ...]  # (cache key, modality, extractor)
+
+
+def _extract_clip(job: _Job, cache_root: str) -> tuple[str, str | None, dict[str, np.ndarray]]:
+    """Decode a clip once and run every pending extractor on it.
+
+    Per-clip extractors store their features in the cache here; batched extractors only
+    ``prepare_audio`` here (in the worker) and hand the result back for one batched model call
+    in the parent.  Returns (clip id, error or None, {cache key: prepared input}).
+    """
+    cache = FeatureCache(cache_root)
+    try:
+        extracted = extract_clip(job.clip, [(key, ext) for key, _, ext in job.extractors])
+    except MediaError as exc:
+        return job.clip.id, f"{exc.message} ({exc.hint})" if exc.hint else exc.message, {}
+    for key, features in extracted.features.items():
+        cache.store(key, features)
+    return job.clip.id, None, extracted.prepared
+
+
+class _Batcher:
+    """Collects prepared inputs per batched extractor and runs its model a batch at a time."""
+
+    def __init__(self, cache: FeatureCache, extractors: Mapping[str, Any]):
+        self.cache = cache
+        self.pending: dict[int, list[tuple[str, np.ndarray]]] = {}
+        self.extractors = {id(e): e for e in extractors.values() if hasattr(e, "extract_batch")}
+
+    def add(self, key: str, extractor: Any, prepared: np.ndarray) -> None:
+        queue = self.pending.setdefault(id(extractor), [])
+        queue.append((key, prepared))
+        if len(queue) >= getattr(extractor, "batch_size", 32):
+            self._run(extractor, queue)
+
+    def flush(self) -> None:
+        for ident, queue in self.pending.items():
+            if queue:
+                self._run(self.extractors[ident], queue)
+
+    def _run(self, extractor: Any, queue: list[tuple[str, np.ndarray]]) -> None:
+        features = extractor.extract_batch([p for _, p in queue])
+        for (key, _), feature in zip(queue, features):
+            self.cache.store(key, np.asarray(feature))
+        queue.clear()
+
+
+def _one_blas_thread() -> None:
+    """Worker processes already run in parallel: nested BLAS threads would only contend."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+
+
+def extract_corpus(corpus: Corpus, recipes: Mapping[str, Any], cache: FeatureCache, reporter: Reporter,
+                   workers: int = 1) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
+    """Fill the cache for every (clip, pipeline) of ``recipes`` ({pipeline: Recipe}); return cache keys
+    per pipeline and the clips skipped, with why.  ``workers`` processes decode (and prepare) while
+    this one runs the batched models."""
+    # Pipelines without an extractor (ZeroR) read no media.
+    recipes = {name: r for name, r in recipes.items() if r.extractor is not None}
+    ext_keys = {name: extractor_key(f"{type(r.extractor).__module__}.{type(r.extractor).__qualname__}",
+                                    r.extractor) for name, r in recipes.items()}
+    keys: dict[str, dict[str, str]] = {name: {} for name in recipes}
+    jobs: list[_Job] = []
+    skipped: dict[str, str] = {}
+    with reporter.task("fingerprinting clips", len(corpus.clips)) as advance:
+        for clip in corpus.clips:
+            pending = []
+            for name, recipe in recipes.items():
+                modality = recipe.extractor.modality
+                path = clip.media_path(modality)
+                if path is None:
+                    skipped[clip.id] = f"has no {modality} media"
+                    break
+                try:
+                    fp = cache.clip_fingerprint(clip, modality)
+                except OSError as exc:
+                    skipped[clip.id] = f"{path}: cannot be read ({exc.strerror})"
+                    break
+                key = cache.key(fp, ext_keys[name])
+                keys[name][clip.id] = key
+                if cache.has(key):
+                    cache.hits += 1
+                else:
+                    pending.append((key, modality, recipe.extractor))
+            if pending and clip.id not in skipped:
+                jobs.append(_Job(clip, tuple(pending)))
+            advance()
+    cache.misses += sum(len(j.extractors) for j in jobs)
+    batcher = _Batcher(cache, {name: r.extractor for name, r in recipes.items()})
+    owner = {key: ext for job in jobs for key, _, ext in job.extractors}
+    with reporter.task("extracting features", len(jobs)) as advance:
+        if workers > 1 and len(jobs) > 1:
+            # Workers decode (and prepare) while this process runs the batched models.
+            with ProcessPoolExecutor(workers, initializer=_one_blas_thread) as pool:
+                # A bounded window of clips in flight keeps memory flat however large the corpus.
+                window: deque = deque()
+                for job in jobs:
+                    window.append(pool.submit(_extract_clip, job, str(cache.root)))
+                    if len(window) >= 8 * workers:
+                        _collect(*window.popleft().result(), skipped, batcher, owner)
+                        advance()
+                while window:
+                    _collect(*window.popleft().result(), skipped, batcher, owner)
+                    advance()
+        else:
+            for job in jobs:
+                _collect(*_extract_clip(job, str(cache.root)), skipped, batcher, owner)
+                advance()
+        batcher.flush()
+    return keys, skipped
+
+
+def _collect(clip_id: str, error: str | None, prepared: Mapping[str, np.ndarray], skipped: dict[str, str],
+             batcher: _Batcher, owner: Mapping[str, Any]) -> None:
+    if error:
+        skipped[clip_id] = error
+        return
+    for key, item in prepared.items():
+        batcher.add(key, owner[key], item)

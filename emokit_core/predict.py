@@ -12,13 +12,13 @@ ensemble first, then its own fold models on their posteriors.
 
 from __future__ import annotations
 
-import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from .contracts import FACE, FUSION, SPEECH, Clip
 from .errors import EmokitError, MediaError, RegistryError, WeightsError
+from .registry.artifacts import MODEL_ARTIFACT, load_model
 
 if TYPE_CHECKING:  # numpy is not imported at start-up: `emokit --help` stays fast
     import numpy as np
@@ -90,9 +90,9 @@ class _Ensemble:
         self.models = [self._load(registry, fold) for fold in range(len(run["folds"]))]
 
     def _load(self, registry: Any, fold: int) -> Any:
-        data = registry.fold_artifact(self.run["run_id"], fold, "model")  # SHA-256 verified
+        data = registry.fold_artifact(self.run["run_id"], fold, MODEL_ARTIFACT)  # SHA-256 verified
         try:
-            return pickle.loads(data)
+            return load_model(data)
         except Exception as exc:  # noqa: BLE001 - a class renamed or removed since the run
             raise EmokitError(f"{self.name} (run {self.run['run_id']}): the model of fold {fold} cannot be loaded "
                               f"({type(exc).__name__}: {exc})",
@@ -103,7 +103,7 @@ class _Ensemble:
         """``[folds, classes]``: each fold model's posteriors for the one input ``x``."""
         import numpy as np
 
-        from .runner import aligned_proba
+        from .folds import aligned_proba
 
         n = len(self.classes)
         return np.vstack([aligned_proba(m, np.asarray(m.predict_proba(x)), n) for m in self.models])
@@ -134,7 +134,7 @@ class _ModalityModel(_Ensemble):
         """Per-frame posteriors where every fold model classifies frames (FrameClipModel)."""
         import numpy as np
 
-        from .runner import aligned_proba
+        from .folds import aligned_proba
 
         classifiers = [getattr(m, "frame_classifier_", None) for m in self.models]
         if any(c is None for c in classifiers) or np.ndim(frames) < 2:

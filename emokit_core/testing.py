@@ -169,7 +169,7 @@ def _fit(component: Any, X: Any, y: np.ndarray, groups: np.ndarray | None, seed:
     """Fit like the runner: seeded, with the training actors where ``fit`` takes ``groups``."""
     from sklearn.base import clone
 
-    from .runner import seed_everything
+    from .folds import seed_everything
 
     model = clone(component)
     seed_everything(model, seed)
@@ -184,18 +184,14 @@ def _fit(component: Any, X: Any, y: np.ndarray, groups: np.ndarray | None, seed:
 
 
 def _check_posteriors(proba: Any, n: int, n_columns: int | None, who: str, what: str = "predict_proba") -> np.ndarray:
-    proba = np.asarray(proba)
-    if proba.ndim != 2 or proba.shape[0] != n or (n_columns is not None and proba.shape[1] != n_columns):
-        expected = f"({n}, {n_columns if n_columns is not None else 'n_classes'})"
-        _fail(who, f"{what} returned shape {proba.shape}, expected {expected}",
-              "one row per clip and one column per entry of classes_, in that order")
-    if not np.issubdtype(proba.dtype, np.number) or not np.isfinite(proba).all():
-        _fail(who, f"{what} returned values that are not finite numbers")
-    if (proba < -1e-9).any() or not np.allclose(proba.sum(axis=1), 1.0, atol=1e-4):
-        _fail(who, f"{what} rows are not probabilities (min {proba.min():.3g}, row sums "
-                   f"{proba.sum(axis=1).min():.4g}..{proba.sum(axis=1).max():.4g})",
-              "return posteriors: non-negative, each row summing to 1")
-    return proba.astype(np.float64)
+    """The runner's own rule (:func:`emokit_core.folds.posterior_problem`), with a hint for authors."""
+    from .folds import posterior_problem
+
+    problem = posterior_problem(proba, n, n_columns, what)
+    if problem:
+        _fail(who, problem, "one row per clip and one column per entry of classes_, in that order; "
+                            "each row non-negative and summing to 1")
+    return np.asarray(proba).astype(np.float64)
 
 
 def _check_classifier(model: Any, X_test: Any, n: int, labels: np.ndarray, who: str) -> np.ndarray:
@@ -524,9 +520,11 @@ def check_pipeline(name: str, corpus: Corpus | None = None, registry: Any = None
     pipelines.  Returns the :class:`~emokit_core.runner.PipelineRun`, or the build without a corpus.
     """
     from .cache import FeatureCache
+    from .folds import aligned_proba
     from .plugins import get_host
     from .registry import Registry
-    from .runner import Runner, aligned_proba
+    from .registry.artifacts import MODEL_ARTIFACT
+    from .runner import Runner
     from .specs import Recipe
 
     host = host or get_host()
@@ -586,7 +584,7 @@ def check_pipeline(name: str, corpus: Corpus | None = None, registry: Any = None
                 X = [cache.load(keys[p["clip_id"]]) for p in held_out]
             trusted = _trusted_packages(built if spec.modality == FUSION else built.model,
                                         (getattr(spec.build, "__module__", "").split(".")[0], *allow))
-            model = _SafeUnpickler(registry.fold_artifact(run.run_id, fold, "model"), trusted).load()
+            model = _SafeUnpickler(registry.fold_artifact(run.run_id, fold, MODEL_ARTIFACT), trusted).load()
             again = aligned_proba(model, np.asarray(model.predict_proba(X)), len(corpus.classes))
             if not np.allclose(again, np.array([p["probs"] for p in held_out]), rtol=0, atol=1e-6):
                 _fail(who, f"fold {fold}'s model loaded from the registry predicts other posteriors than were recorded",

@@ -402,7 +402,7 @@ def test_bad_plugins_are_reported_and_the_rest_of_emokit_works(tmp_path, tone_ma
 
     broken = emokit("run", "speech.bad_contract", "--data", str(tone_manifest), "--registry", db, "--workers", "1")
     assert broken.returncode == 1
-    assert ("error: speech.bad_contract: predict_proba returned shape (18, 2) for 18 clips and 3 classes_; "
+    assert ("error: speech.bad_contract: predict_proba returned shape (18, 2), expected (18, 3); "
             "plugin 'contract' (emokit-bad-plugins 1.0) breaks emokit's predict_proba contract") in broken.stderr
     assert "report it to the plugin's authors" in broken.stderr and "Traceback" not in broken.stderr
     clash = emokit("run", "speech.mfcc_svm", "--data", str(tone_manifest), "--registry", db)

@@ -2,22 +2,37 @@
 
 Writes go to a temporary file in the same folder and are renamed into place, so a
 reader never sees a half-written artifact; identical content is stored once. Every
-read re-hashes the bytes and refuses them when they no longer match.
+read re-hashes the bytes and refuses them when they no longer match.  A fold's fitted model
+is stored as the bytes :func:`dump_model` makes and read back with :func:`load_model`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import pickle
 import re
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from ..errors import ArtifactCorruptedError, RegistryError
 
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 
 RERUN_HINT = "rerun the run (emokit run …) to retrain it, or restore the file from a backup"
+
+#: The artifact name of a fold's fitted model.
+MODEL_ARTIFACT = "model"
+
+
+def dump_model(model: Any) -> bytes:
+    return pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def load_model(data: bytes) -> Any:
+    """A fitted model from :func:`dump_model`'s bytes (checksummed by the store before this)."""
+    return pickle.loads(data)  # noqa: S301 - artifacts this registry wrote, verified by SHA-256
 
 
 def sha256_hex(data: bytes) -> str:
