@@ -145,13 +145,16 @@ def seed_everything(estimator: Any, seed: int) -> None:
 
 
 def training_device(model: Any) -> str | None:
-    """Where a model with a ``device`` parameter trains here; ``None`` for a model without one."""
-    params = model.get_params() if hasattr(model, "get_params") else {}
-    if "device" not in params:
+    """Where a model trains here: the device of its ``device`` parameter, or of a nested one
+    (``recognizer__device``), a GPU if any part trains on one; ``None`` for a model without one."""
+    params = model.get_params(deep=True) if hasattr(model, "get_params") else {}
+    wanted = [str(v) for k, v in params.items() if k.rsplit("__", 1)[-1] == "device"]
+    if not wanted:
         return None
     from .training import pick_device
 
-    return pick_device(str(params["device"]))
+    devices = [pick_device(d) for d in wanted]
+    return next((d for d in devices if d.startswith("cuda")), devices[0])
 
 
 # -- one fold ---------------------------------------------------------------------------------

@@ -171,3 +171,19 @@ def test_a_failing_fold_fails_its_run_and_interrupts_the_others(tmp_path, tone_m
         PIPELINE: "failed", "speech.mfcc_svm": "interrupted"}
     failed = next(r for r in reg.list_runs() if r["model"] == PIPELINE)
     assert "ValueError: this fit always fails" in reg.get_run(failed["run_id"])["error"]
+
+
+def test_the_papers_networks_train_in_worker_processes_and_svms_here():
+    from emokit_core.folds import training_device
+
+    host = PluginHost()
+    placed = {}
+    for name in ("speech.panns_ft", "face.stn_bilstm", "face.stn_vote", "speech.mfcc_svm", "speech.panns_svc"):
+        spec = host.pipeline(name)
+        placed[name] = training_device(spec.build(**spec.resolve("quick", {})[1]).model)
+    assert placed == {"speech.panns_ft": "cpu", "face.stn_bilstm": "cpu", "face.stn_vote": "cpu",
+                      "speech.mfcc_svm": None, "speech.panns_svc": None}
+    executor = LocalExecutor(2)
+    task = types.SimpleNamespace(device="cpu")
+    assert executor.in_worker(task) and not executor.in_worker(types.SimpleNamespace(device="cuda:0"))
+    assert not LocalExecutor(1).in_worker(task)
