@@ -22,20 +22,21 @@ def demo_command(
     repetitions: Optional[int] = typer.Option(None, "--repetitions",
                                               help="repetitions per take [1; 2 for 24 or more actors, as RAVDESS]"),
     seed: int = typer.Option(0, "--seed", help="generator seed"),
-    height: int = typer.Option(720, "--height", help="frame height (16:9; 720 = RAVDESS's 1280x720, less for "
-                                                     "quick tests: a multiple of 36)"),
+    height: Optional[int] = typer.Option(None, "--height", help="frame height, a multiple of 36 (16:9) [360; 720 = "
+                                                                "RAVDESS's 1280x720, less for quick tests]"),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="folder to write [default: $EMOKIT_HOME/demo/...]"),
     workers: int = typer.Option(min(os.cpu_count() or 1, 8), "--workers", help="processes"),
     as_json: bool = JsonOption,
     quiet: bool = QuietOption,
 ) -> None:
     """Generate (once; deterministic from the seed) the synthetic demo corpus in RAVDESS layout."""
-    from emokit_plugins.corpora.demo import load_demo
+    from emokit_core.plugins import get_host
 
     started = time.perf_counter()
     progress = generation_progress(RichReporter(quiet=quiet), "generating the demo corpus")
-    corpus = load_demo(out_dir, actors=actors, repetitions=repetitions, seed=seed, progress=progress, workers=workers,
-                       height=height)
+    options = {"repetitions": repetitions, "height": height}
+    corpus = get_host().corpus("demo").load(out_dir, actors=actors, seed=seed, progress=progress, workers=workers,
+                                            **{k: v for k, v in options.items() if v is not None})
     seconds = time.perf_counter() - started
     summary = {"root": str(corpus.root), "clips": len(corpus.clips), "actors": len({c.actor for c in corpus.clips}),
                "folds": corpus.folds, "seconds": round(seconds, 2)}

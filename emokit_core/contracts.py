@@ -154,6 +154,18 @@ class FaceExtractor(Extractor, Protocol):
     def open_clip(self, clip: Clip, info: VideoInfo) -> FrameSink: ...
 
 
+class VoiceActivityDetector(Protocol):
+    """Finds the speech in a clip's audio: the ``vad`` component family (``create("vad", name)``),
+    which speech extractors use to trim the waveform and face extractors to keep the frames
+    where someone speaks.  ``cache_version`` joins the cache key of an extractor that uses it."""
+
+    cache_version: str
+
+    def trim(self, audio: np.ndarray, sample_rate: int, clip: Any = "") -> tuple[np.ndarray, dict[str, Any]]:
+        """The audio from its first to its last speech, and ``info`` with ``found`` (bool) and,
+        when found, ``start`` and ``end`` in seconds; the audio unchanged when none is found."""
+
+
 @runtime_checkable
 class Recognizer(Protocol):
     """A classifier over per-clip (or per-frame) features, scikit-learn style."""

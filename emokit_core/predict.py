@@ -12,13 +12,14 @@ ensemble first, then its own fold models on their posteriors.
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from .contracts import FACE, FUSION, SPEECH, Clip
 from .errors import EmokitError, MediaError, RegistryError, WeightsError
-from .registry.artifacts import MODEL_ARTIFACT, load_model
+from .registry.artifacts import MODEL_ARTIFACT, SAFE_MODULES, load_model
 
 if TYPE_CHECKING:  # numpy is not imported at start-up: `emokit --help` stays fast
     import numpy as np
@@ -80,11 +81,17 @@ class ClipPrediction:
                 "modalities": {name: m.to_dict() for name, m in self.modalities.items()}}
 
 
+def plugin_packages(host: Any) -> tuple[str, ...]:
+    """The top-level packages of the plugins loaded in ``host``: stored models may use their classes."""
+    return tuple(sorted({p.module.split(".")[0] for p in host.plugins if not p.error}))
+
+
 class _Ensemble:
     """A finished run's fold models (checksummed artifacts) and the mean of their posteriors."""
 
-    def __init__(self, registry: Any, run: Mapping[str, Any]):
+    def __init__(self, registry: Any, run: Mapping[str, Any], allowed: Sequence[str] = ()):
         self.run = run
+        self.allowed = tuple(allowed)  # packages (the installed plugins') a fold model may reference
         self.name = run["ref"]
         self.classes = tuple(run["corpus"]["classes"])
         self.models = [self._load(registry, fold) for fold in range(len(run["folds"]))]
@@ -92,7 +99,12 @@ class _Ensemble:
     def _load(self, registry: Any, fold: int) -> Any:
         data = registry.fold_artifact(self.run["run_id"], fold, MODEL_ARTIFACT)  # SHA-256 verified
         try:
-            return load_model(data)
+            return load_model(data, self.allowed)
+        except pickle.UnpicklingError as exc:
+            raise EmokitError(f"{self.name} (run {self.run['run_id']}): the model of fold {fold} refers to {exc}, "
+                              f"which is neither in an installed emokit plugin nor in {', '.join(SAFE_MODULES)}; "
+                              f"it was not loaded", "install the plugin that trained it (emokit plugins lists "
+                              "those installed); if the artifact was not made by emokit, do not load it") from exc
         except Exception as exc:  # noqa: BLE001 - a class renamed or removed since the run
             raise EmokitError(f"{self.name} (run {self.run['run_id']}): the model of fold {fold} cannot be loaded "
                               f"({type(exc).__name__}: {exc})",
@@ -116,7 +128,7 @@ class _ModalityModel(_Ensemble):
     """A speech or face run: its extractor and fold models."""
 
     def __init__(self, registry: Any, host: Any, run: Mapping[str, Any]):
-        super().__init__(registry, run)
+        super().__init__(registry, run, plugin_packages(host))
         self.modality = run["modality"]
         self.pipeline = run["model"]
         spec = host.pipeline(self.pipeline)
@@ -197,7 +209,7 @@ class Predictor:
                 raise EmokitError(f"{run['ref']} fuses run {run_id} ({input_run['ref']}), which is "
                                   f"{input_run['status']}", f"finish it (emokit run {pipeline} resumes it)")
             inputs.append(_ModalityModel(registry, host, input_run))
-        return cls(run, inputs, _Ensemble(registry, run))
+        return cls(run, inputs, _Ensemble(registry, run, plugin_packages(host)))
 
     @property
     def has_face(self) -> bool:

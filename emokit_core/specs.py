@@ -167,7 +167,7 @@ class PipelineSpec:
 class ComponentSpec:
     """A building block created by name, timm-style: ``create(kind, name, **params)``."""
 
-    kind: str  # extractor | recognizer | aggregator | fuser | saliency | face_detector | ...
+    kind: str  # extractor | recognizer | aggregator | fuser | saliency | face_detector | vad | ...
     name: str
     factory: Callable[..., Any]
     summary: str = ""

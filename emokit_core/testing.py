@@ -32,7 +32,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
-import io
 import json
 import os
 import pickle
@@ -49,6 +48,7 @@ import pytest
 from . import PLUGIN_API_VERSION
 from .contracts import FACE, FUSION, SPEECH, Clip, Corpus, VideoInfo
 from .media import SAMPLE_RATE
+from .registry.artifacts import MODEL_ARTIFACT, SAFE_MODULES, RestrictedUnpickler, dump_model
 
 __all__ = ["ContractError", "check_aggregator", "check_corpus", "check_extractor", "check_fuser", "check_pipeline",
            "check_plugin", "check_recognizer", "synthetic_audio", "synthetic_features", "synthetic_frames",
@@ -56,8 +56,6 @@ __all__ = ["ContractError", "check_aggregator", "check_corpus", "check_extractor
 
 # What a fitted component may reference when it is loaded back from the registry: the
 # scientific stack, emokit, and the component's own package (plus what a check is told to allow).
-SAFE_MODULES = ("numpy", "scipy", "sklearn", "torch", "collections", "emokit_core", "emokit_plugins")
-SAFE_BUILTINS = ("range", "slice", "complex", "set", "frozenset", "bytearray")
 # Libraries a plugin module must not import when it is loaded: every `emokit` command loads
 # all plugins at start-up, so they belong inside build functions and factories.
 HEAVY_MODULES = ("numpy", "scipy", "sklearn", "pandas", "torch", "torchaudio", "torchvision", "tensorflow", "jax",
@@ -233,22 +231,6 @@ def _check_deterministic(component: Any, X_train: Any, y: np.ndarray, groups: np
               "np.random.default_rng(self.random_state); torch code from torch.manual_seed")
 
 
-class _SafeUnpickler(pickle.Unpickler):
-    """Loads only classes and functions from the allowed top-level packages."""
-
-    def __init__(self, data: bytes, allowed: Sequence[str]):
-        super().__init__(io.BytesIO(data))
-        self.allowed = tuple(allowed)
-        self.needed: set[str] = set()
-
-    def find_class(self, module: str, name: str) -> Any:
-        admitted = name in SAFE_BUILTINS if module == "builtins" else module.split(".")[0] in self.allowed
-        if not admitted:
-            raise pickle.UnpicklingError(f"{module}.{name}")
-        self.needed.add(f"{module}.{name}")
-        return super().find_class(module, name)
-
-
 def _trusted_packages(component: Any, allow: Sequence[str] = ()) -> tuple[str, ...]:
     """The packages a stored component may reference: the scientific stack, emokit, those of the
     component and of the estimators among its parameters, and ``allow``; never ``__main__``."""
@@ -264,7 +246,7 @@ def _check_round_trip(model: Any, X_test: Any, proba: np.ndarray, registry: Any,
     """Store the fitted model as the runner does (pickle into the registry's artifact store), read it
     back verified, load it with an unpickler that admits only known packages, and predict again."""
     try:
-        data = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+        data = dump_model(model)
     except Exception as exc:  # noqa: BLE001
         _fail(who, f"the fitted model cannot be pickled into the registry ({type(exc).__name__}: {exc})",
               "a lambda, open file or native handle is kept in an attribute: build it where it is used "
@@ -278,7 +260,7 @@ def _check_round_trip(model: Any, X_test: Any, proba: np.ndarray, registry: Any,
     else:
         back = registry.get_artifact(registry.put_artifact(data))
     trusted = _trusted_packages(model, allow)
-    unpickler = _SafeUnpickler(back, trusted)
+    unpickler = RestrictedUnpickler(back, trusted)
     try:
         loaded = unpickler.load()
     except pickle.UnpicklingError as exc:
@@ -523,7 +505,6 @@ def check_pipeline(name: str, corpus: Corpus | None = None, registry: Any = None
     from .folds import aligned_proba
     from .plugins import get_host
     from .registry import Registry
-    from .registry.artifacts import MODEL_ARTIFACT
     from .runner import Runner
     from .specs import Recipe
 
@@ -584,7 +565,7 @@ def check_pipeline(name: str, corpus: Corpus | None = None, registry: Any = None
                 X = [cache.load(keys[p["clip_id"]]) for p in held_out]
             trusted = _trusted_packages(built if spec.modality == FUSION else built.model,
                                         (getattr(spec.build, "__module__", "").split(".")[0], *allow))
-            model = _SafeUnpickler(registry.fold_artifact(run.run_id, fold, MODEL_ARTIFACT), trusted).load()
+            model = RestrictedUnpickler(registry.fold_artifact(run.run_id, fold, MODEL_ARTIFACT), trusted).load()
             again = aligned_proba(model, np.asarray(model.predict_proba(X)), len(corpus.classes))
             if not np.allclose(again, np.array([p["probs"] for p in held_out]), rtol=0, atol=1e-6):
                 _fail(who, f"fold {fold}'s model loaded from the registry predicts other posteriors than were recorded",

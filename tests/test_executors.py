@@ -17,6 +17,7 @@ from emokit_core.errors import EmokitError
 from emokit_core.executors import LocalExecutor
 from emokit_core.hookspecs import hookimpl
 from emokit_core.plugins import PluginHost, entry_point_sources, module_source
+from emokit_core.predict import Predictor
 from emokit_core.registry import Registry
 from emokit_core.runner import Runner
 from emokit_core.specs import PipelineSpec, Recipe
@@ -138,6 +139,29 @@ def test_folds_in_workers_record_what_folds_here_record(tmp_path, tone_manifest,
         assert (f"{PIPELINE} fold {k}: training TorchSoftmax (steps)", 40) in reporter.opened
         assert reporter.done[f"{PIPELINE} fold {k}: training TorchSoftmax (steps)"] == 40
     assert reporter.done[f"{PIPELINE} (run 1)"] == 3
+    # The class lives in this test module, not in an installed plugin: prediction refuses to unpickle it.
+    with pytest.raises(EmokitError, match=r"the model of fold 0 refers to tests\.test_executors\.TorchSoftmax"):
+        Predictor.load(PIPELINE, Registry(tmp_path / "pool.db"), host=host)
+
+
+def test_stored_models_load_only_from_known_packages():
+    import pickle
+
+    from sklearn.linear_model import LogisticRegression
+
+    from emokit_core.registry.artifacts import dump_model, load_model
+
+    class Shell:
+        def __reduce__(self):
+            return os.system, ("echo pwned",)
+
+    with pytest.raises(pickle.UnpicklingError, match="posix.system"):
+        load_model(pickle.dumps(Shell()))
+    fitted = LogisticRegression().fit([[0.0], [1.0]], [0, 1])
+    assert load_model(dump_model(fitted)).predict([[0.9]]) == [1]
+    with pytest.raises(pickle.UnpicklingError, match="tests.test_executors.TorchSoftmax"):
+        load_model(dump_model(TorchSoftmax()))
+    assert isinstance(load_model(dump_model(TorchSoftmax()), allowed=["tests"]), TorchSoftmax)
 
 
 def test_a_dead_worker_is_reported_and_the_run_resumes(tmp_path, tone_manifest, feature_cache, monkeypatch):

@@ -231,3 +231,35 @@ def test_import_is_lazy():
             "print(sorted(m for m in ('torch', 'silero_vad', 'tensorflow', 'inaSpeechSegmenter') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+class _FirstHalf:
+    """A plugin's VAD: says the first half of every clip is its speech."""
+
+    cache_version = "first-half-1"
+
+    def trim(self, audio, sample_rate, clip=""):
+        end = len(audio) // 2
+        return audio[:end], {"found": True, "start": 0.0, "end": end / sample_rate}
+
+
+def test_vad_is_a_component_family_that_a_plugin_extends(monkeypatch):
+    from emokit_core import plugins
+    from emokit_core.hookspecs import hookimpl
+    from emokit_core.specs import ComponentSpec
+    from emokit_plugins.face.frames import FaceSaliencyFrames
+    from emokit_plugins.speech.extractors import PannsEmbedding
+
+    assert isinstance(plugins.create("vad", "silero"), VadTrim) and plugins.create("vad", "ina").method == "ina"
+    plugin = types.ModuleType("first_half_vad")
+    plugin.register_components = hookimpl(lambda register: register(ComponentSpec("vad", "first_half", _FirstHalf)))
+    host = plugins.PluginHost([*plugins.entry_point_sources(), plugins.module_source(plugin)])
+    monkeypatch.setattr(plugins, "get_host", lambda: host)
+    # Speech and face extractors both reach it by name through the core's table.
+    audio = np.linspace(-1, 1, SR, dtype=np.float32)
+    assert len(PannsEmbedding(vad="first_half")._trimmed(audio, SR, "clip")) == SR // 2
+    assert "+first-half-1" in PannsEmbedding(vad="first_half").cache_version
+    assert FaceSaliencyFrames(vad="first_half").cache_version.endswith("+first-half-1")
+    with pytest.raises(EmokitError, match="unknown component 'sillero'") as raised:
+        FaceSaliencyFrames(vad="sillero").cache_version
+    assert "did you mean 'silero'" in raised.value.hint

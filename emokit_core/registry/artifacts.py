@@ -9,10 +9,12 @@ is stored as the bytes :func:`dump_model` makes and read back with :func:`load_m
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import pickle
 import re
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +26,38 @@ RERUN_HINT = "rerun the run (emokit run …) to retrain it, or restore the file 
 
 #: The artifact name of a fold's fitted model.
 MODEL_ARTIFACT = "model"
+#: Top-level packages whose classes and functions any stored model may reference; a model may
+#: also reference its own plugin's package (``allowed`` of :func:`load_model`).
+SAFE_MODULES = ("numpy", "scipy", "sklearn", "torch", "collections", "emokit_core")
+SAFE_BUILTINS = ("range", "slice", "complex", "set", "frozenset", "bytearray")
 
 
 def dump_model(model: Any) -> bytes:
     return pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def load_model(data: bytes) -> Any:
-    """A fitted model from :func:`dump_model`'s bytes (checksummed by the store before this)."""
-    return pickle.loads(data)  # noqa: S301 - artifacts this registry wrote, verified by SHA-256
+class RestrictedUnpickler(pickle.Unpickler):
+    """Loads only classes and functions of the allowed top-level packages (and a few harmless
+    builtins), so a tampered artifact cannot name ``os.system``; ``needed`` lists what it loaded."""
+
+    def __init__(self, data: bytes, allowed: Iterable[str] = ()):
+        super().__init__(io.BytesIO(data))
+        self.allowed = frozenset({*SAFE_MODULES, *allowed} - {"__main__", "builtins"})
+        self.needed: set[str] = set()
+
+    def find_class(self, module: str, name: str) -> Any:
+        admitted = name in SAFE_BUILTINS if module == "builtins" else module.split(".")[0] in self.allowed
+        if not admitted:
+            raise pickle.UnpicklingError(f"{module}.{name}")
+        self.needed.add(f"{module}.{name}")
+        return super().find_class(module, name)
+
+
+def load_model(data: bytes, allowed: Iterable[str] = ()) -> Any:
+    """A fitted model from :func:`dump_model`'s bytes (checksummed by the store before this).
+    Raises :class:`pickle.UnpicklingError` naming the first class outside :data:`SAFE_MODULES`
+    and ``allowed``."""
+    return RestrictedUnpickler(data, allowed).load()
 
 
 def sha256_hex(data: bytes) -> str:

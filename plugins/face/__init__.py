@@ -21,8 +21,8 @@ from emokit_core.specs import ComponentSpec, Param, PipelineSpec, Recipe, lazy
 WEIGHTS = Param(None, "STN checkpoint in the authors' layout (e.g. AffectNet); a name or a path", weights=True)
 SALIENCY = Param("spectral_residual", "saliency component: spectral_residual, fine_grained, or a plugin's")
 DEVICE = Param("auto", "cuda, cpu, or auto (a GPU where there is one)")
-VAD = Param("none", "keep the frames between the first and last speech of the clip's audio: none, silero, ina "
-                    "(the paper's face models 'with VAD')", choices=("none", "silero", "ina"))
+VAD = Param("none", "keep the frames between the first and last speech of the clip's audio: none, or a vad "
+                    "component (silero, ina, a plugin's; the paper's face models 'with VAD')")
 STN_PARAMS = {
     "weights": WEIGHTS, "saliency": SALIENCY, "vad": VAD,
     "stn_lr": Param(1e-3, "learning rate of the STN (the peak of a one_cycle schedule)"),

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from emokit_core.contracts import FACE, Clip, VideoInfo
+from emokit_core.contracts import FACE, Clip, VideoInfo, VoiceActivityDetector
 
 WHITE = 235  # a lateral band brighter than this on average counts as RAVDESS's white side
 
@@ -132,9 +132,7 @@ class _FaceSaliencySink:
             warnings.warn(f"{self.clip.video_path}: no audio track to find speech in; keeping every frame",
                           stacklevel=2)
             return
-        from emokit_plugins.speech.vad import VadTrim
-
-        _, info = VadTrim(self.extractor.vad).trim(audio, sample_rate, self.clip)
+        _, info = self.extractor.vad_model().trim(audio, sample_rate, self.clip)
         if info["found"]:
             self.speech_span = (info["start"], info["end"])
 
@@ -202,14 +200,18 @@ class FaceSaliencyFrames(BaseEstimator):
         version = "2"  # 2: two-step area resizing (area_resize)
         if self.vad == "none":
             return version
-        from emokit_plugins.speech.vad import VadTrim
-
-        return f"{version}+{VadTrim(self.vad).cache_version}"
+        return f"{version}+{self.vad_model().cache_version}"  # an unknown VAD name fails here, at planning
 
     @property
     def wants_audio(self) -> bool:
         """The frames are cut to the clip's speech, which is found in its audio."""
         return self.vad != "none"
+
+    def vad_model(self) -> VoiceActivityDetector:
+        """The ``vad`` component that finds the clip's speech (only when ``vad`` is not ``none``)."""
+        from emokit_core.plugins import create
+
+        return create("vad", self.vad)
 
     def saliency_model(self) -> Any:
         from emokit_core.plugins import create

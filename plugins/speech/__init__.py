@@ -24,7 +24,7 @@ from emokit_core.specs import ComponentSpec, Param, PipelineSpec, Recipe, lazy
 
 EMOKIT_PLUGIN_API = 1
 
-VAD = Param("none", "trim each clip to its speech first: none, silero, ina", choices=("none", "silero", "ina"))
+VAD = Param("none", "trim each clip to its speech first: none, or a vad component (silero, ina, a plugin's)")
 DEVICE = Param("auto", "cuda, cpu, or auto (a GPU where there is one)")
 
 
@@ -182,6 +182,10 @@ def register_pipelines(register):
 
 @hookimpl
 def register_components(register):
+    register(ComponentSpec("vad", "silero", lazy("emokit_plugins.speech.vad:silero"),
+                           "Silero VAD (its model ships in the silero-vad wheel)"))
+    register(ComponentSpec("vad", "ina", lazy("emokit_plugins.speech.vad:ina"),
+                           "inaSpeechSegmenter (the [ina] extra: TensorFlow, downloads its models)"))
     register(ComponentSpec("extractor", "panns_embedding", lazy("emokit_plugins.speech.extractors:PannsEmbedding"),
                            "CNN14 embedding of a clip"))
     register(ComponentSpec("extractor", "deepspectrum_fc7", lazy("emokit_plugins.speech.extractors:DeepSpectrumFc7"),

@@ -13,7 +13,7 @@ from typing import Any, Sequence
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from emokit_core.contracts import SPEECH, Clip
+from emokit_core.contracts import SPEECH, Clip, VoiceActivityDetector
 from emokit_core.specs import WeightsRef
 from emokit_core.training import pick_device
 
@@ -27,15 +27,22 @@ class SpeechInput(BaseEstimator):
 
     @property
     def cache_version(self) -> str:
-        """The extractor's own version plus the VAD's (its method and backend version)."""
-        from .vad import VadTrim
+        """The extractor's own version plus the VAD's (its method and backend version); an unknown
+        VAD name fails here, when the run plans its extraction."""
+        return f"{self.input_version}+{self._vad().cache_version}"
 
-        return f"{self.input_version}+{VadTrim(self.vad).cache_version}"
+    def _vad(self) -> VoiceActivityDetector:
+        """``vad`` from the core's component table (``none``: this plugin's pass-through)."""
+        if self.vad == "none":
+            from .vad import VadTrim
+
+            return VadTrim("none")
+        from emokit_core.plugins import create
+
+        return create("vad", self.vad)
 
     def _trimmed(self, audio: np.ndarray, sample_rate: int, clip: Clip) -> np.ndarray:
-        from .vad import VadTrim
-
-        return VadTrim(self.vad).trim(audio, sample_rate, clip)[0].astype(np.float32)
+        return self._vad().trim(audio, sample_rate, clip)[0].astype(np.float32)
 
 
 class _PretrainedExtractor(SpeechInput):

@@ -274,3 +274,13 @@ class VadTrim(BaseEstimator):
                               min_speech_ms=self.min_speech_ms, speech_pad_ms=self.speech_pad_ms)
 
     __call__ = trim
+
+
+def silero(**params: Any) -> VadTrim:
+    """The ``vad:silero`` component: Silero VAD (its model ships inside the wheel)."""
+    return VadTrim("silero", **params)
+
+
+def ina(**params: Any) -> VadTrim:
+    """The ``vad:ina`` component: inaSpeechSegmenter (TensorFlow; downloads its models)."""
+    return VadTrim("ina", **params)
