@@ -10,7 +10,8 @@ from .common import JsonOption, err, out, print_json
 def register(app: typer.Typer) -> None:
     @app.command("plugins")
     def plugins_command(as_json: bool = JsonOption) -> None:
-        """List plugins: distribution, version, what each registers, and any that failed."""
+        """List plugins: distribution, version, what each registers, any that failed, and any switched off
+        with EMOKIT_PLUGINS_DISABLE=name,... or EMOKIT_PLUGINS_ALLOW=name,..."""
         from emokit_core import PLUGIN_API_VERSION, __version__
         from emokit_core.plugins import api_releases, get_host
 
@@ -27,8 +28,9 @@ def register(app: typer.Typer) -> None:
         for p in host.plugins:
             registers = "\n".join(f"{kind}: {', '.join(names)}" for kind, names in p.registered.items()) or "-"
             api = "-" if p.api is None else f"{p.api} ({api_releases(p.api) or 'no emokit release'})"
-            table.add_row(p.name, p.distribution, p.version, api, registers,
-                          f"[red]skipped: {p.error}[/]" if p.error else "[green]ok[/]")
+            status = (f"[dim]disabled: {p.disabled}[/]" if p.disabled else f"[red]skipped: {p.error}[/]" if p.error
+                      else "[green]ok[/]")
+            table.add_row(p.name, p.distribution, p.version, api, registers, status)
         out.print(table)
         for problem in host.problems():
             err.print(f"[yellow]warning:[/] {problem}", highlight=False)

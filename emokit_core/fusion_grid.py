@@ -1,6 +1,7 @@
-"""The late-fusion grid of the paper's Table A3, on recorded out-of-fold posteriors.
+"""The late-fusion grid on recorded out-of-fold posteriors.
 
-Every grid point is a fuser cross-validated by :meth:`Runner.fuse`, the code path of a fuser in
+The grid is what the fusion pipelines declare (``PipelineSpec.grid``; emokit's own give the
+paper's Table A3), so a plugin's fuser joins it by declaring one.  Every grid point is a fuser cross-validated by :meth:`Runner.fuse`, the code path of a fuser in
 ``emokit run ... fuse.X``: a registry run on the input runs' folds and clips, its inputs in
 ``run_inputs``.  No modality is retrained and no media is read.  Each run of a grid is tagged
 ``fuse_grid=<grid id>``, and the best one also ``fuse_grid_best=true``.
@@ -8,12 +9,13 @@ Every grid point is a fuser cross-validated by :meth:`Runner.fuse`, the code pat
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .contracts import FACE, SPEECH, Clip, Corpus
+from .contracts import FACE, FUSION, SPEECH, Clip, Corpus
 from .errors import EmokitError
 from .progress import Reporter
 from .runner import PipelineRun, Runner
@@ -40,15 +42,31 @@ def _short(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def paper_grid() -> list[GridPoint]:
-    """Section 3.4 / Table A3: SVM (linear, RBF) with C = 1e-4 ... 100 and logistic regression
-    with C = 0.1 ... 1e6, both in steps of x10, and k-NN with k = 10, 20, 30, 40, 50."""
-    svm_c = [10.0 ** e for e in range(-4, 3)]
-    logreg_c = [10.0 ** e for e in range(-1, 7)]
-    return ([GridPoint("fuse.svm_linear", {"C": c}) for c in svm_c]
-            + [GridPoint("fuse.svm_rbf", {"C": c}) for c in svm_c]
-            + [GridPoint("fuse.logreg", {"C": c}) for c in logreg_c]
-            + [GridPoint("fuse.knn", {"k": k}) for k in (10, 20, 30, 40, 50)])
+def declared_grid(host: Any) -> list[GridPoint]:
+    """Every combination of the values each fusion pipeline of ``host`` declares in its ``grid``,
+    the pipelines in the order they were registered."""
+    points = []
+    for name, spec in host.pipelines.items():
+        if spec.modality == FUSION and spec.grid:
+            keys = list(spec.grid)
+            points += [GridPoint(name, dict(zip(keys, values)))
+                       for values in itertools.product(*(spec.grid[k] for k in keys))]
+    return points
+
+
+def _cannot_fit(fuser: Any, modalities: Sequence[str], n_train: int, n_classes: int) -> str | None:
+    """Why ``fuser`` cannot be fitted on ``n_train`` clips (k-NN asked for more neighbours than
+    there are clips, say), found by fitting it on as many random posteriors and predicting them;
+    None if it can."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    posteriors = {m: rng.dirichlet(np.ones(n_classes), n_train) for m in modalities}
+    try:
+        fuser.fit(posteriors, np.arange(n_train) % n_classes).predict_proba(posteriors)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 @dataclass
@@ -162,7 +180,10 @@ def run_grid(host: Any, registry: Any, refs: Sequence[str | int], *, points: Seq
     from .cache import FeatureCache
 
     reporter = reporter or Reporter()
-    points = list(points if points is not None else paper_grid())
+    points = list(points if points is not None else declared_grid(host))
+    if not points:
+        raise EmokitError("no fusion pipeline declares a grid", "pass points=[GridPoint(...)], or install a fuser "
+                                                                "plugin that declares one")
     for point in points:  # unknown fusers or parameters fail before any run starts
         host.pipeline(point.pipeline).resolve(None, point.params)
     inputs, corpus, corpus_id, runs = fusable_inputs(registry, refs)
@@ -177,10 +198,11 @@ def run_grid(host: Any, registry: Any, refs: Sequence[str | int], *, points: Seq
         for point in points:
             entry = GridEntry(point)
             outcome.entries.append(entry)
-            k = point.params.get("k") if point.pipeline == "fuse.knn" else None
-            if k is not None and k > smallest_training:
-                # k-NN cannot ask for more neighbours than a fold has training clips.
-                entry.skipped = f"k={k} exceeds the {smallest_training} training clips of the smallest fold"
+            spec = host.pipeline(point.pipeline)
+            why = _cannot_fit(spec.build(**spec.resolve(None, point.params)[1]), list(inputs), smallest_training,
+                              len(corpus.classes))
+            if why:
+                entry.skipped = f"cannot be fitted on the {smallest_training} training clips of the smallest fold ({why})"
                 reporter.warn(f"{point.pipeline} {point.label} skipped: {entry.skipped}")
             else:
                 entry.run = runner.fuse(point.pipeline, inputs, corpus, corpus_id, overrides=point.params, seed=seed,

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import functools
 import importlib
+import os
 from dataclasses import dataclass, field
 from importlib import metadata
 from types import ModuleType
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 import pluggy
 
@@ -34,6 +35,11 @@ _TABLE_HOOKS = {
     "component": ("register_components", ComponentSpec),
     "corpus": ("register_corpora", CorpusSpec),
 }
+_HOOK_NAMES = (*(hook for hook, _ in _TABLE_HOOKS.values()), "register_commands")
+
+
+def _names(value: str | None) -> set[str]:
+    return {n.strip() for n in (value or "").split(",") if n.strip()}
 
 
 @dataclass
@@ -45,6 +51,8 @@ class PluginInfo:
     registered: dict[str, list[str]] = field(default_factory=dict)
     error: str | None = None
     api: int | None = None  # the EMOKIT_PLUGIN_API it declares (None: undeclared, taken as current)
+    disabled: str | None = None  # why it was not loaded (EMOKIT_PLUGINS_DISABLE or _ALLOW)
+    unmarked: list[str] = field(default_factory=list)  # hook-named functions without @hookimpl (not called)
 
     @property
     def source(self) -> str:
@@ -83,7 +91,14 @@ def module_source(module: ModuleType | str, distribution: str = "local", version
 class PluginHost:
     """Loads plugins and keeps the tables of what they registered."""
 
-    def __init__(self, sources: Iterable[PluginSource] | None = None):
+    def __init__(self, sources: Iterable[PluginSource] | None = None, *,
+                 environ: Mapping[str, str] | None = None):
+        """``environ`` (default ``os.environ``) may switch plugins off without uninstalling them:
+        ``EMOKIT_PLUGINS_DISABLE=name,...`` skips those; ``EMOKIT_PLUGINS_ALLOW=name,...`` loads
+        only those."""
+        environ = os.environ if environ is None else environ
+        self.disable = _names(environ.get("EMOKIT_PLUGINS_DISABLE"))
+        self.allow = _names(environ.get("EMOKIT_PLUGINS_ALLOW")) or None
         self.pm = pluggy.PluginManager("emokit")
         self.pm.add_hookspecs(hookspecs)
         self.plugins: list[PluginInfo] = []
@@ -98,6 +113,12 @@ class PluginHost:
     def _load(self, source: PluginSource) -> None:
         info = PluginInfo(source.name, source.module, source.distribution, source.version)
         self.plugins.append(info)
+        if source.name in self.disable:
+            info.disabled = "listed in EMOKIT_PLUGINS_DISABLE"
+            return
+        if self.allow is not None and source.name not in self.allow:
+            info.disabled = "not listed in EMOKIT_PLUGINS_ALLOW"
+            return
         try:
             module = source.load()
             declared = getattr(module, "EMOKIT_PLUGIN_API", None)
@@ -113,11 +134,20 @@ class PluginHost:
             info.error = _describe(exc)
             return
         self._modules[info.name] = module
+        info.unmarked = [name for name in _HOOK_NAMES
+                         if callable(getattr(module, name, None)) and self._impl(info, name) is None]
         for kind, (hook_name, spec_type) in _TABLE_HOOKS.items():
-            self._collect(info, module, kind, hook_name, spec_type)
+            self._collect(info, kind, hook_name, spec_type)
 
-    def _collect(self, info: PluginInfo, module: ModuleType, kind: str, hook_name: str, spec_type: type) -> None:
-        impl = getattr(module, hook_name, None)
+    def _impl(self, info: PluginInfo, hook_name: str) -> Callable[..., Any] | None:
+        """The plugin's ``@hookimpl`` of ``hook_name`` as pluggy registered it; a function of that
+        name without the marker is not one (pytest #3775's trap) and is never called."""
+        caller = getattr(self.pm.hook, hook_name)
+        return next((impl.function for impl in caller.get_hookimpls() if impl.plugin_name == info.name), None)
+
+    def _collect(self, info: PluginInfo, kind: str, hook_name: str, spec_type: type) -> None:
+        # One plugin's hook at a time, so that a hook that fails is rolled back alone.
+        impl = self._impl(info, hook_name)
         if impl is None:
             return
         added: list[str] = []
@@ -152,8 +182,7 @@ class PluginHost:
 
     def add_commands(self, app: Any) -> None:
         for info in self.plugins:
-            module = self._modules.get(info.name)
-            impl = getattr(module, "register_commands", None) if module else None
+            impl = self._impl(info, "register_commands") if info.name in self._modules else None
             if impl is None:
                 continue
             try:
@@ -172,6 +201,8 @@ class PluginHost:
 
     def problems(self) -> list[str]:
         lines = [f"{p.source} was skipped: {p.error}" for p in self.plugins if p.error]
+        lines += [f"{p.source} defines {name} without @hookimpl, so emokit does not call it "
+                  f"(decorate it with emokit_core.hookspecs.hookimpl)" for p in self.plugins for name in p.unmarked]
         for (kind, key), owners in self.conflicts.items():
             lines.append(f"{kind} {key!r} is registered by both " + " and ".join(o.source for o in owners))
         return lines

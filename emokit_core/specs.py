@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from .contracts import FACE, FUSION, SPEECH
 from .errors import EmokitError
@@ -91,7 +91,8 @@ class Recipe:
 @dataclass(frozen=True)
 class PipelineSpec:
     """A runnable pipeline: ``build(**params)`` returns a :class:`Recipe` (speech, face)
-    or a fuser (fusion).  ``needs_weights`` names parameters that point at checkpoints."""
+    or a fuser (fusion).  A fuser's ``grid`` gives, per parameter, the values ``emokit
+    fuse-grid`` tries (one grid point per combination); a fuser without one is not in the grid."""
 
     name: str
     modality: str
@@ -101,6 +102,7 @@ class PipelineSpec:
     profiles: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     default_profile: str = "quick"
     version: str = "1"
+    grid: Mapping[str, Sequence[Any]] = field(default_factory=dict)
 
     def __post_init__(self):
         if self.modality not in (SPEECH, FACE, FUSION):
@@ -112,6 +114,10 @@ class PipelineSpec:
             unknown = set(values) - set(self.params)
             if unknown:
                 raise ValueError(f"pipeline {self.name}: profile {profile} sets undeclared {sorted(unknown)}")
+        if self.grid and self.modality != FUSION:
+            raise ValueError(f"pipeline {self.name}: only fusers declare a fusion grid")
+        if set(self.grid) - set(self.params):
+            raise ValueError(f"pipeline {self.name}: its grid sets undeclared {sorted(set(self.grid) - set(self.params))}")
 
     def choose_profile(self, requested: str | None, overrides: Mapping[str, Any] | None = None,
                        on_gpu: Callable[[str], bool] | None = None) -> tuple[str, str | None]:

@@ -489,7 +489,7 @@ def _fold_inputs(registry: Any, run: Any, fold: int) -> list[dict[str, Any]]:
 
 def check_pipeline(name: str, corpus: Corpus | None = None, registry: Any = None, *, host: Any = None,
                    profile: str | None = None, params: Mapping[str, Any] | None = None, seed: int = 0,
-                   inputs: Sequence[str] = ("speech.zeror", "face.zeror"), cache_dir: str | Path | None = None,
+                   inputs: Sequence[str] = (), cache_dir: str | Path | None = None,
                    allow: Sequence[str] = ()) -> Any:
     """A registered pipeline, end to end.
 
@@ -499,7 +499,7 @@ def check_pipeline(name: str, corpus: Corpus | None = None, registry: Any = None
     subject-wise protocol into ``registry`` (a temporary one if None), every fold recorded, the
     run on the leaderboard, and each fold's model loaded back from the artifact store predicting
     exactly the posteriors recorded for its held-out clips.  A fuser is run on the ``inputs``
-    pipelines.  Returns the :class:`~emokit_core.runner.PipelineRun`, or the build without a corpus.
+    pipelines (one per modality, e.g. ``("speech.zeror", "face.zeror")``).  Returns the :class:`~emokit_core.runner.PipelineRun`, or the build without a corpus.
     """
     from .cache import FeatureCache
     from .folds import aligned_proba
@@ -529,6 +529,9 @@ def check_pipeline(name: str, corpus: Corpus | None = None, registry: Any = None
         _check_estimator_params(built.model, f"{who} model")
     if corpus is None:
         return built
+    if spec.modality == FUSION and len(inputs) < 2:
+        _fail(who, "check_pipeline of a fuser needs inputs=(...), two or more modality pipelines to fuse",
+              "e.g. inputs=('speech.zeror', 'face.zeror')")
     with contextlib.ExitStack() as scratch:  # temporary registry and cache are removed afterwards
         def temporary(prefix: str) -> Path:
             return Path(scratch.enter_context(tempfile.TemporaryDirectory(prefix=prefix)))
@@ -676,14 +679,10 @@ def emokit_registry(tmp_path: Path):
 def emokit_tiny_corpus(request: Any, tmp_path_factory: Any) -> Corpus:
     """The tiny demo corpus (``TINY_CORPUS``: 5 actors, one per fold, 3 emotions, 50 audio-visual
     clips at 320x180), generated on first use (seconds) and kept between sessions."""
-    from emokit_plugins.corpora.demo import demo_folds
-    from emokit_plugins.corpora.demo_synth import GENERATOR_VERSION, generate
-
-    from .corpora import read_ravdess
+    from .plugins import get_host
 
     chosen = request.config.getoption("--emokit-corpora")
     cache = getattr(request.config, "cache", None)
     folder = (Path(chosen) if chosen else cache.mkdir("emokit-corpora") if cache else tmp_path_factory.mktemp("corpora"))
-    root = folder / f"tiny-v{GENERATOR_VERSION}"
-    generate(root, **TINY_CORPUS, workers=2)
-    return read_ravdess(root, name="demo-tiny", folds=demo_folds(TINY_CORPUS["actors"]), strict=True)
+    # The demo corpus reader regenerates a folder made by another generator version.
+    return get_host().corpus("demo").load(folder / "tiny", **TINY_CORPUS, workers=2)

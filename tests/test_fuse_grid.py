@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from emokit_core.errors import EmokitError
-from emokit_core.fusion_grid import paper_grid, run_grid
+from emokit_core.fusion_grid import declared_grid, run_grid
 from emokit_core.metrics import scores
 from emokit_core.plugins import PluginHost
 from emokit_core.registry import Registry
@@ -65,7 +65,7 @@ def two_runs(tmp_path):
 
 
 def test_the_grid_has_the_papers_points():
-    grid = [(p.pipeline, dict(p.params)) for p in paper_grid()]
+    grid = [(p.pipeline, dict(p.params)) for p in declared_grid(PluginHost())]
     svm_c = [1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0]
     assert grid == ([("fuse.svm_linear", {"C": c}) for c in svm_c] + [("fuse.svm_rbf", {"C": c}) for c in svm_c]
                     + [("fuse.logreg", {"C": c}) for c in [0.1, 1.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6]]
@@ -109,7 +109,7 @@ def test_grid_registers_every_point_and_tags_the_best(two_runs):
 def test_grid_is_the_fuser_code_path_of_emokit_run(two_runs):
     """A grid point scores exactly what the same fuser gives through the runner's fusion."""
     reg, _, _, _, speech, face = two_runs
-    point = next(p for p in paper_grid() if p.pipeline == "fuse.logreg" and p.params["C"] == 1e3)
+    point = next(p for p in declared_grid(PluginHost()) if p.pipeline == "fuse.logreg" and p.params["C"] == 1e3)
     first = run_grid(PluginHost(), reg, [speech, face], points=[point]).entries[0].run
     again = run_grid(PluginHost(), reg, [speech, face], points=[point]).entries[0].run
     assert again.version == first.version + 1
@@ -122,13 +122,13 @@ def test_bad_inputs_are_refused(two_runs, tmp_path):
 
     def refused(refs, *words):
         with pytest.raises(EmokitError) as caught:
-            run_grid(host, reg, refs, points=paper_grid()[:1])
+            run_grid(host, reg, refs, points=declared_grid(PluginHost())[:1])
         for word in words:
             assert word in caught.value.message, caught.value.message
         return caught.value
 
     refused([speech], "two or more")
-    fused = run_grid(host, reg, [speech, face], points=paper_grid()[:1]).entries[0].run.run_id
+    fused = run_grid(host, reg, [speech, face], points=declared_grid(PluginHost())[:1]).entries[0].run.run_id
     error = refused([speech, fused], f"run {fused}", "fusion run")
     assert str(speech) in error.hint and str(face) in error.hint  # it names the fused run's inputs
     unfinished = record_modality_run(reg, corpus_id, "face.stn_vote", clips, 1, rng, finish=False)
@@ -161,3 +161,23 @@ def test_cli_table_json_and_errors(two_runs):
     bad = emokit("fuse-grid", speech, data["best"]["run_id"], env=env)
     assert bad.returncode == 1 and bad.stdout == ""
     assert bad.stderr.startswith("error: run ") and "hint:" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_a_plugins_fuser_joins_the_grid_by_declaring_one():
+    import types
+
+    from emokit_core.hookspecs import hookimpl
+    from emokit_core.plugins import entry_point_sources, module_source
+    from emokit_core.specs import Param, PipelineSpec
+
+    plugin = types.ModuleType("vote_fuser")
+    plugin.register_pipelines = hookimpl(lambda register: register(PipelineSpec(
+        "fuse.weighted_vote", "fusion", "weighted vote", lambda weight, temperature: None,
+        {"weight": Param(0.5), "temperature": Param(1.0)}, {"quick": {}},
+        grid={"weight": (0.25, 0.75), "temperature": (1.0, 2.0)})))
+    grid = declared_grid(PluginHost([*entry_point_sources(), module_source(plugin)]))
+    assert len(grid) == 27 + 4
+    assert [(p.pipeline, dict(p.params)) for p in grid[-4:]] == [
+        ("fuse.weighted_vote", {"weight": w, "temperature": t}) for w in (0.25, 0.75) for t in (1.0, 2.0)]
+    with pytest.raises(ValueError, match="only fusers declare a fusion grid"):
+        PipelineSpec("speech.x", "speech", "x", lambda C: None, {"C": Param(1.0)}, grid={"C": (1.0,)})

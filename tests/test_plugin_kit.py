@@ -462,7 +462,7 @@ def test_fresh_environment_imports_emokit_and_the_plugin_from_their_installs(fre
     assert mine == [{"name": "opensmile", "module": "emokit_opensmile", "distribution": "emokit-opensmile",
                      "version": "0.1.0", "registered": {"pipeline": ["speech.egemaps_svc"],
                                                          "component": ["extractor:opensmile_functionals"]},
-                     "error": None, "api": PLUGIN_API_VERSION}]
+                     "error": None, "api": PLUGIN_API_VERSION, "disabled": None, "unmarked": []}]
     assert listed["problems"] == [] and listed["plugin_api"] == PLUGIN_API_VERSION
     assert {p["distribution"] for p in listed["plugins"] if p["name"] == "baselines"} == {"emokit"}
 

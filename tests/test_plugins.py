@@ -74,6 +74,43 @@ def test_misspelt_hook_is_caught():
     assert "register_pipeline" in host.plugins[0].error
 
 
+def test_only_hookimpl_marked_functions_are_called():
+    called = []
+    module = types.ModuleType("unmarked")
+    module.register_pipelines = lambda register: called.append("unmarked")  # no @hookimpl
+    module.register_corpora = hookspecs.hookimpl(lambda register: called.append("marked"))
+    host = host_of(module)
+    assert called == ["marked"] and not host.plugins[0].error
+    assert host.plugins[0].unmarked == ["register_pipelines"]
+    assert any("defines register_pipelines without @hookimpl, so emokit does not call it" in p
+               for p in host.problems())
+
+
+def test_plugins_switched_off_by_name_without_uninstalling():
+    one = make_plugin("one", register_pipelines=lambda register: register(pipeline("speech.one")))
+    two = make_plugin("two", register_pipelines=lambda register: register(pipeline("speech.two")))
+    sources = [module_source(one), module_source(two)]
+    host = PluginHost(sources, environ={"EMOKIT_PLUGINS_DISABLE": " one ,other"})
+    assert set(host.pipelines) == {"speech.two"}
+    assert [(p.name, p.disabled) for p in host.plugins] == [("one", "listed in EMOKIT_PLUGINS_DISABLE"), ("two", None)]
+    host = PluginHost(sources, environ={"EMOKIT_PLUGINS_ALLOW": "one"})
+    assert set(host.pipelines) == {"speech.one"} and host.plugins[1].disabled == "not listed in EMOKIT_PLUGINS_ALLOW"
+    assert host.problems() == []  # switched off on purpose is not a problem
+
+
+def test_emokit_plugins_shows_what_was_disabled_and_why(monkeypatch):
+    from emokit_core import plugins
+
+    from .cli import emokit
+
+    monkeypatch.setattr(plugins, "get_host", lambda: PluginHost(environ={"EMOKIT_PLUGINS_DISABLE": "face"}))
+    listed = json.loads(emokit("plugins", "--json").check().stdout)
+    by_name = {p["name"]: p for p in listed["plugins"]}
+    assert by_name["face"]["disabled"] == "listed in EMOKIT_PLUGINS_DISABLE" and by_name["speech"]["disabled"] is None
+    table = emokit("plugins").check().stdout
+    assert "disabled: listed in" in table
+
+
 def test_wrong_api_version_is_skipped_with_a_message():
     module = make_plugin("future", register_pipelines=lambda register: register(pipeline("speech.future")))
     module.EMOKIT_PLUGIN_API = 2

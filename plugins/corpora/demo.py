@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from emokit_core.cache import default_home
 from emokit_core.contracts import Corpus
@@ -36,9 +36,10 @@ def demo_folds(actors: int) -> list[list[str]]:
 
 def load_demo(path: Path | None = None, *, actors: int = 10, repetitions: int | None = None, seed: int = 0,
               progress: Callable[[int, int], None] | None = None, workers: int = 1,
-              height: int = DEMO_HEIGHT) -> Corpus:
+              height: int = DEMO_HEIGHT, emotions: Sequence[str] | None = None) -> Corpus:
     """The demo corpus (generated on first use).  Another ``height`` (720: RAVDESS's size; less:
-    quicker) gives the same clips at that size, a separate corpus on the leaderboard."""
+    quicker) gives the same clips at that size, and ``emotions`` a subset of the eight; each such
+    corpus is a separate one on the leaderboard."""
     if actors < 2:
         from emokit_core.errors import CorpusError
 
@@ -46,9 +47,11 @@ def load_demo(path: Path | None = None, *, actors: int = 10, repetitions: int | 
     reps = repetitions or demo_synth.default_repetitions(actors)
     root = Path(path) if path else demo_root(actors, reps, seed, height)
     demo_synth.generate(root, actors=actors, repetitions=reps, seed=seed, progress=progress, workers=workers,
-                        height=height)
+                        height=height, emotions=emotions)
     # Corpora of other sizes get their own leaderboard name (the default one is just "demo").
     name = "demo" if (actors, reps) == (10, 1) else f"demo-{actors}x{reps}"
     if height != DEMO_HEIGHT:
         name += f"-{height}p"
+    if emotions:
+        name += "-" + "-".join(emotions)
     return read_ravdess(root, name=name, folds=demo_folds(actors), strict=True)

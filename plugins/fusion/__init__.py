@@ -41,17 +41,27 @@ def build_knn(k: int):
     return LateFusion(KNeighborsClassifier(n_neighbors=k))
 
 
+#: The paper's fusion grid (section 3.4, Table A3): C from 1e-4 to 100 for the SVMs and from 0.1
+#: to 1e6 for logistic regression, in steps of x10; k = 10 ... 50 neighbours.
+SVM_C = tuple(10.0 ** e for e in range(-4, 3))
+LOGREG_C = tuple(10.0 ** e for e in range(-1, 7))
+KNN_K = (10, 20, 30, 40, 50)
+
+
 @hookimpl
 def register_pipelines(register):
     both = {"quick": {}, "paper": {}}
     register(PipelineSpec("fuse.svm_linear", "fusion", "linear SVM on the concatenated posteriors (paper's best)",
-                          build_svm_linear, {"C": Param(0.001, "SVM regularisation (paper: 0.001)")}, both))
+                          build_svm_linear, {"C": Param(0.001, "SVM regularisation (paper: 0.001)")}, both,
+                          grid={"C": SVM_C}))
     register(PipelineSpec("fuse.svm_rbf", "fusion", "RBF SVM on the concatenated posteriors", build_svm_rbf,
-                          {"C": Param(1.0, "SVM regularisation"), "gamma": Param("scale", "RBF kernel width")}, both))
+                          {"C": Param(1.0, "SVM regularisation"), "gamma": Param("scale", "RBF kernel width")}, both,
+                          grid={"C": SVM_C}))
     register(PipelineSpec("fuse.logreg", "fusion", "logistic regression on the concatenated posteriors",
-                          build_logreg, {"C": Param(1.0, "inverse regularisation strength")}, both))
+                          build_logreg, {"C": Param(1.0, "inverse regularisation strength")}, both,
+                          grid={"C": LOGREG_C}))
     register(PipelineSpec("fuse.knn", "fusion", "k-NN (majority of k neighbours) on the concatenated posteriors",
-                          build_knn, {"k": Param(10, "neighbours (paper grid: 10-50)")}, both))
+                          build_knn, {"k": Param(10, "neighbours (paper grid: 10-50)")}, both, grid={"k": KNN_K}))
 
 
 @hookimpl
