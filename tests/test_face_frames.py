@@ -97,13 +97,15 @@ def test_saliency_and_detector_are_components():
 ])
 def test_face_pipelines_run_on_demo_clips(tmp_path, tiny_demo, feature_cache, pipeline, fast):
     from emokit_core.corpora import read_ravdess
+    from emokit_core.executors import LocalExecutor
     from emokit_core.plugins import PluginHost
     from emokit_core.registry import Registry
     from emokit_core.runner import Runner
 
     corpus = read_ravdess(tiny_demo, folds="grouped")
     reg = Registry(tmp_path / "r.db")
-    runner = Runner(PluginHost(), reg, feature_cache, workers=2)
+    # Two decoding workers; folds this small train here (worker processes: tests/test_executors.py).
+    runner = Runner(PluginHost(), reg, feature_cache, workers=2, executor=LocalExecutor(1))
     outcome = runner.run([pipeline], corpus, overrides={pipeline: fast})
     run = reg.get_run(outcome.runs[0].run_id)
     assert run["status"] == "finished" and len(run["fold_results"]) == 5
