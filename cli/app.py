@@ -11,15 +11,9 @@ from . import data, evaluate, fusion, plugins, predict, report, results, run, we
 
 app = typer.Typer(name="emokit", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Multimodal (speech + face) emotion recognition: plugins, subject-wise CV, a model registry.")
-run.register(app)
-results.register(app)
-evaluate.register(app)
-report.register(app)
-fusion.register(app)
-predict.register(app)
-plugins.register(app)
-app.add_typer(data.app, name="data")
-app.add_typer(weights.app, name="weights")
+# Every command module adds its commands (or its command group) the same way.
+for module in (run, results, evaluate, report, fusion, predict, plugins, data, weights):
+    module.register(app)
 
 
 _plugin_commands_added = False

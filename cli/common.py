@@ -7,6 +7,7 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Iterator, Optional
 
 import typer
@@ -28,6 +29,14 @@ def open_registry(url: Optional[str]):
     from emokit_core.registry import Registry
 
     return Registry(url)
+
+
+def corpus_reader(data: Optional[Path]) -> str:
+    """The corpus reader for a ``--data`` path when none is named: the demo corpus without one, a
+    manifest for a CSV, RAVDESS for a folder."""
+    if data is None:
+        return "demo"
+    return "manifest" if data.suffix.lower() == ".csv" else "ravdess"
 
 
 def print_json(data: Any) -> None:

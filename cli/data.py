@@ -10,13 +10,13 @@ from typing import Optional
 
 import typer
 
-from .common import JsonOption, QuietOption, RichReporter, err, out, print_json
+from .common import JsonOption, QuietOption, RichReporter, corpus_reader, err, out, print_json
 from .run import generation_progress
 
-app = typer.Typer(no_args_is_help=True, help="Corpora: generate the demo corpus, inspect a corpus.")
+data_app = typer.Typer(no_args_is_help=True, help="Corpora: generate the demo corpus, inspect a corpus.")
 
 
-@app.command("demo")
+@data_app.command("demo")
 def demo_command(
     actors: int = typer.Option(10, "--actors", help="actors (odd male, even female); 24 = full RAVDESS size, 1440 clips"),
     repetitions: Optional[int] = typer.Option(None, "--repetitions",
@@ -47,7 +47,7 @@ def demo_command(
                   highlight=False)
 
 
-@app.command("info")
+@data_app.command("info")
 def info_command(
     data: Path = typer.Argument(..., help="corpus folder (RAVDESS layout) or manifest CSV"),
     corpus: Optional[str] = typer.Option(None, "--corpus", help="reader [ravdess for a folder, manifest for a CSV]"),
@@ -56,7 +56,7 @@ def info_command(
     """Summarise a corpus: clips per class and actor, folds, files that were not used."""
     from emokit_core.plugins import get_host
 
-    name = corpus or ("manifest" if data.suffix.lower() == ".csv" else "ravdess")
+    name = corpus or corpus_reader(data)
     loaded = get_host().corpus(name).load(data)
     summary = {"name": loaded.name, "root": str(loaded.root), "clips": len(loaded.clips),
                "modalities": sorted(loaded.modalities), "classes": dict(Counter(c.label for c in loaded.clips)),
@@ -71,3 +71,7 @@ def info_command(
         out.print(f"fold {k}: actors {' '.join(fold)}", highlight=False)
     for problem in loaded.problems:
         err.print(f"[yellow]warning:[/] {problem}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(data_app, name="data")

@@ -11,31 +11,29 @@ import typer
 from .common import JsonOption, QuietOption, RegistryOption, RichReporter, open_registry, out, pct, print_json
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("fuse-grid")
-    def fuse_grid_command(
-        runs: List[str] = typer.Argument(..., help="finished modality runs to fuse: run ids or NAME[@VERSION], "
-                                                   "e.g. a speech and a face run"),
-        seed: int = typer.Option(0, "--seed", help="random seed of the fusers"),
-        registry: Optional[str] = RegistryOption,
-        as_json: bool = JsonOption,
-        quiet: bool = QuietOption,
-    ) -> None:
-        """Every fuser of the paper's grid (SVM linear/RBF, logistic regression, k-NN) on the runs'
-        stored out-of-fold posteriors: one registered fusion run per point, the best tagged."""
-        from emokit_core.fusion_grid import run_grid
-        from emokit_core.plugins import get_host
+def fuse_grid_command(
+    runs: List[str] = typer.Argument(..., help="finished modality runs to fuse: run ids or NAME[@VERSION], "
+                                               "e.g. a speech and a face run"),
+    seed: int = typer.Option(0, "--seed", help="random seed of the fusers"),
+    registry: Optional[str] = RegistryOption,
+    as_json: bool = JsonOption,
+    quiet: bool = QuietOption,
+) -> None:
+    """Every fuser of the paper's grid (SVM linear/RBF, logistic regression, k-NN) on the runs'
+    stored out-of-fold posteriors: one registered fusion run per point, the best tagged."""
+    from emokit_core.fusion_grid import run_grid
+    from emokit_core.plugins import get_host
 
-        reporter = RichReporter(quiet=quiet)
-        host = get_host()
-        for problem in host.problems():
-            reporter.warn(problem)
-        outcome = run_grid(host, open_registry(registry), runs, seed=seed, reporter=reporter,
-                           command=shlex.join(["emokit", *sys.argv[1:]]))
-        if as_json:
-            print_json(outcome.to_dict())
-            return
-        show_grid(outcome)
+    reporter = RichReporter(quiet=quiet)
+    host = get_host()
+    for problem in host.problems():
+        reporter.warn(problem)
+    outcome = run_grid(host, open_registry(registry), runs, seed=seed, reporter=reporter,
+                       command=shlex.join(["emokit", *sys.argv[1:]]))
+    if as_json:
+        print_json(outcome.to_dict())
+        return
+    show_grid(outcome)
 
 
 def show_grid(outcome) -> None:
@@ -63,3 +61,7 @@ def show_grid(outcome) -> None:
     best = outcome.best
     out.print(f"best: {best.point.pipeline}@{best.run.version} ({best.point.label}, run {best.run.run_id}); "
               f"emokit runs --tag fuse_grid={outcome.grid_id} lists the grid's runs", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("fuse-grid")(fuse_grid_command)

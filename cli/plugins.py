@@ -7,62 +7,64 @@ import typer
 from .common import JsonOption, err, out, print_json
 
 
+def plugins_command(as_json: bool = JsonOption) -> None:
+    """List plugins: distribution, version, what each registers, any that failed, and any switched off
+    with EMOKIT_PLUGINS_DISABLE=name,... or EMOKIT_PLUGINS_ALLOW=name,..."""
+    from emokit_core import PLUGIN_API_VERSION, __version__
+    from emokit_core.plugins import api_releases, get_host
+
+    host = get_host()
+    if as_json:
+        print_json({"emokit": __version__, "plugin_api": PLUGIN_API_VERSION,
+                    "plugins": [vars(p) for p in host.plugins], "problems": host.problems()})
+        return
+    from rich.table import Table
+
+    table = Table(title=f"emokit {__version__} plugins (plugin API {PLUGIN_API_VERSION})", title_justify="left")
+    for column in ("plugin", "distribution", "version", "API", "registers", "status"):
+        table.add_column(column)
+    for p in host.plugins:
+        registers = "\n".join(f"{kind}: {', '.join(names)}" for kind, names in p.registered.items()) or "-"
+        api = "-" if p.api is None else f"{p.api} ({api_releases(p.api) or 'no emokit release'})"
+        status = (f"[dim]disabled: {p.disabled}[/]" if p.disabled else f"[red]skipped: {p.error}[/]" if p.error
+                  else "[green]ok[/]")
+        table.add_row(p.name, p.distribution, p.version, api, registers, status)
+    out.print(table)
+    for problem in host.problems():
+        err.print(f"[yellow]warning:[/] {problem}", highlight=False)
+
+def pipelines_command(as_json: bool = JsonOption) -> None:
+    """List runnable pipelines with their parameters and profiles."""
+    from emokit_core.plugins import get_host
+
+    host = get_host()
+    rows = []
+    for name in sorted(host.pipelines, key=lambda n: ({"speech": 0, "face": 1, "fuse": 2}.get(n.split(".")[0], 3), n)):
+        spec = host.pipelines[name]
+        owner = host.owner("pipeline", name)
+        rows.append({"name": name, "modality": spec.modality, "summary": spec.summary,
+                     "plugin": owner.distribution if owner else "?",
+                     "params": {k: {"default": p.default, "help": p.help} for k, p in spec.params.items()},
+                     "profiles": {k: dict(v) for k, v in spec.profiles.items()},
+                     "default_profile": spec.default_profile})
+    if as_json:
+        print_json(rows)
+        return
+    from rich.table import Table
+
+    table = Table(title="emokit pipelines", title_justify="left", show_lines=True)
+    for column in ("pipeline", "what it does", "parameters (default)", "profiles"):
+        table.add_column(column)
+    for row in rows:
+        params = "\n".join(f"{k}={v['default']!r}" for k, v in row["params"].items()) or "-"
+        profiles = "\n".join(
+            f"{k}{' (default)' if k == row['default_profile'] else ''}"
+            + (": " + ", ".join(f"{pk}={pv!r}" for pk, pv in v.items()) if v else "")
+            for k, v in row["profiles"].items()) or "-"
+        table.add_row(row["name"], f"{row['summary']}\n[dim]{row['plugin']}[/]", params, profiles)
+    out.print(table)
+
+
 def register(app: typer.Typer) -> None:
-    @app.command("plugins")
-    def plugins_command(as_json: bool = JsonOption) -> None:
-        """List plugins: distribution, version, what each registers, any that failed, and any switched off
-        with EMOKIT_PLUGINS_DISABLE=name,... or EMOKIT_PLUGINS_ALLOW=name,..."""
-        from emokit_core import PLUGIN_API_VERSION, __version__
-        from emokit_core.plugins import api_releases, get_host
-
-        host = get_host()
-        if as_json:
-            print_json({"emokit": __version__, "plugin_api": PLUGIN_API_VERSION,
-                        "plugins": [vars(p) for p in host.plugins], "problems": host.problems()})
-            return
-        from rich.table import Table
-
-        table = Table(title=f"emokit {__version__} plugins (plugin API {PLUGIN_API_VERSION})", title_justify="left")
-        for column in ("plugin", "distribution", "version", "API", "registers", "status"):
-            table.add_column(column)
-        for p in host.plugins:
-            registers = "\n".join(f"{kind}: {', '.join(names)}" for kind, names in p.registered.items()) or "-"
-            api = "-" if p.api is None else f"{p.api} ({api_releases(p.api) or 'no emokit release'})"
-            status = (f"[dim]disabled: {p.disabled}[/]" if p.disabled else f"[red]skipped: {p.error}[/]" if p.error
-                      else "[green]ok[/]")
-            table.add_row(p.name, p.distribution, p.version, api, registers, status)
-        out.print(table)
-        for problem in host.problems():
-            err.print(f"[yellow]warning:[/] {problem}", highlight=False)
-
-    @app.command("pipelines")
-    def pipelines_command(as_json: bool = JsonOption) -> None:
-        """List runnable pipelines with their parameters and profiles."""
-        from emokit_core.plugins import get_host
-
-        host = get_host()
-        rows = []
-        for name in sorted(host.pipelines, key=lambda n: ({"speech": 0, "face": 1, "fuse": 2}.get(n.split(".")[0], 3), n)):
-            spec = host.pipelines[name]
-            owner = host.owner("pipeline", name)
-            rows.append({"name": name, "modality": spec.modality, "summary": spec.summary,
-                         "plugin": owner.distribution if owner else "?",
-                         "params": {k: {"default": p.default, "help": p.help} for k, p in spec.params.items()},
-                         "profiles": {k: dict(v) for k, v in spec.profiles.items()},
-                         "default_profile": spec.default_profile})
-        if as_json:
-            print_json(rows)
-            return
-        from rich.table import Table
-
-        table = Table(title="emokit pipelines", title_justify="left", show_lines=True)
-        for column in ("pipeline", "what it does", "parameters (default)", "profiles"):
-            table.add_column(column)
-        for row in rows:
-            params = "\n".join(f"{k}={v['default']!r}" for k, v in row["params"].items()) or "-"
-            profiles = "\n".join(
-                f"{k}{' (default)' if k == row['default_profile'] else ''}"
-                + (": " + ", ".join(f"{pk}={pv!r}" for pk, pv in v.items()) if v else "")
-                for k, v in row["profiles"].items()) or "-"
-            table.add_row(row["name"], f"{row['summary']}\n[dim]{row['plugin']}[/]", params, profiles)
-        out.print(table)
+    app.command("plugins")(plugins_command)
+    app.command("pipelines")(pipelines_command)

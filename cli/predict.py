@@ -17,40 +17,38 @@ def timeline_paths(target: Path, clips: List[Path]) -> List[Path]:
     return [target.with_name(f"{target.stem}-{clip.stem}{target.suffix}") for clip in clips]
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("predict")
-    def predict_command(
-        paths: List[Path] = typer.Argument(..., help="mp4 clips (wav/flac for speech-only models)"),
-        model: str = typer.Option(..., "--model", "-m", help="NAME or NAME@VERSION, e.g. fuse.svm_linear@3"),
-        timeline: Optional[Path] = typer.Option(None, "--timeline", help="plot per-frame face posteriors to this "
-                                                "png (several clips: one file each, named after the clip)"),
-        registry: Optional[str] = RegistryOption,
-        as_json: bool = JsonOption,
-        quiet: bool = QuietOption,
-    ) -> None:
-        """Label new clips with a registered model: the mean of its fold models' posteriors, per
-        modality and fused."""
-        from emokit_core.errors import EmokitError
-        from emokit_core.predict import Predictor, save_timeline
+def predict_command(
+    paths: List[Path] = typer.Argument(..., help="mp4 clips (wav/flac for speech-only models)"),
+    model: str = typer.Option(..., "--model", "-m", help="NAME or NAME@VERSION, e.g. fuse.svm_linear@3"),
+    timeline: Optional[Path] = typer.Option(None, "--timeline", help="plot per-frame face posteriors to this "
+                                            "png (several clips: one file each, named after the clip)"),
+    registry: Optional[str] = RegistryOption,
+    as_json: bool = JsonOption,
+    quiet: bool = QuietOption,
+) -> None:
+    """Label new clips with a registered model: the mean of its fold models' posteriors, per
+    modality and fused."""
+    from emokit_core.errors import EmokitError
+    from emokit_core.predict import Predictor, save_timeline
 
-        reporter = RichReporter(quiet=quiet)
-        predictor = Predictor.load(model, registry)
-        if timeline is not None and not predictor.has_face:
-            raise EmokitError(f"--timeline plots per-frame face posteriors, and {predictor.name} has no face model",
-                              "drop --timeline, or predict with a face or fusion model")
-        results = []
-        with reporter.task(f"predicting with {predictor.name}", len(paths)) as advance:
-            for path in paths:
-                results.append(predictor.predict(path))
-                advance()
-        if timeline is not None:
-            for result, target in zip(results, timeline_paths(timeline, paths)):
-                reporter.info(f"timeline of {result.path}: {save_timeline(result, target)}")
-        if as_json:
-            print_json({"model": predictor.name, "run_id": predictor.run["run_id"], "classes": list(predictor.classes),
-                        "predictions": [r.to_dict() for r in results]})
-            return
-        show_predictions(predictor, results)
+    reporter = RichReporter(quiet=quiet)
+    predictor = Predictor.load(model, registry)
+    if timeline is not None and not predictor.has_face:
+        raise EmokitError(f"--timeline plots per-frame face posteriors, and {predictor.name} has no face model",
+                          "drop --timeline, or predict with a face or fusion model")
+    results = []
+    with reporter.task(f"predicting with {predictor.name}", len(paths)) as advance:
+        for path in paths:
+            results.append(predictor.predict(path))
+            advance()
+    if timeline is not None:
+        for result, target in zip(results, timeline_paths(timeline, paths)):
+            reporter.info(f"timeline of {result.path}: {save_timeline(result, target)}")
+    if as_json:
+        print_json({"model": predictor.name, "run_id": predictor.run["run_id"], "classes": list(predictor.classes),
+                    "predictions": [r.to_dict() for r in results]})
+        return
+    show_predictions(predictor, results)
 
 
 def show_predictions(predictor, results) -> None:
@@ -75,3 +73,7 @@ def show_predictions(predictor, results) -> None:
                 clip = ""
         row(clip, result.model, result.label, result.posteriors, True)
     out.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("predict")(predict_command)

@@ -91,53 +91,54 @@ def show_command(
     out.print(folds)
 
 
+def leaderboard_command(
+    corpus: Optional[str] = typer.Option(None, "--corpus", help="only this corpus (demo, ravdess, ...)"),
+    modality: Optional[str] = typer.Option(None, "--modality", help="speech, face or fusion"),
+    metric: str = typer.Option("accuracy", "--metric", help="pooled metric to rank by: accuracy, macro_f1, uar, ..."),
+    all_versions: bool = typer.Option(False, "--all-versions",
+                                      help="every finished version, with its config hash and the parameters "
+                                           "in which versions of the same model differ"),
+    tag: Optional[str] = typer.Option(None, "--tag", help="only runs tagged KEY or KEY=VALUE"),
+    registry: Optional[str] = RegistryOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Best version of each model, ranked, with its 95% interval, per-fold mean ± sd and number of folds."""
+    rows = open_registry(registry).leaderboard(corpus=corpus, modality=modality, metric=metric,
+                                               all_versions=all_versions, tag=tag)
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        err.print(f"no finished run with a pooled {metric!r} score matches", highlight=False)
+        err.print("hint: emokit runs lists the runs; --metric takes accuracy, macro_f1, uar or zeror_accuracy",
+                  highlight=False)
+        return
+    from rich.table import Table
+
+    title = f"leaderboard by {metric}" + (", every version" if all_versions else ", best version per model")
+    table = Table(title=title, title_justify="left")
+    columns = ["#", "corpus", "model@version", "run", "profile", "accuracy %", "fold mean ± sd %", "macro-F1 %",
+               "UAR %", "folds", "clips"]
+    if metric not in ("accuracy", "macro_f1", "uar"):
+        columns.insert(5, metric)
+    if all_versions:
+        columns.append("config (differing parameters)")
+    for column in columns:
+        table.add_column(column)
+    for rank, r in enumerate(rows, 1):
+        cells = [str(rank), r["corpus"], f"{r['model']}@{r['version']}", str(r["run_id"]), r.get("profile") or "-",
+                 f"{pct(r.get('accuracy'))} ± {100 * (r.get('ci95') or 0):.2f}",
+                 "-" if r.get("fold_mean") is None else f"{pct(r['fold_mean'])} ± {100 * r['fold_std']:.2f}",
+                 pct(r.get("macro_f1")), pct(r.get("uar")), str(r.get("n_folds")), str(r.get("n_clips"))]
+        if metric not in ("accuracy", "macro_f1", "uar"):
+            cells.insert(5, f"{r['value']:.4g}")
+        if all_versions:
+            differs = ", ".join(f"{k}={v!r}" for k, v in r["differs"].items())
+            cells.append(f"{r['config_hash'][:10]}" + (f" ({differs})" if differs else ""))
+        table.add_row(*cells)
+    out.print(table)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(runs_app, name="runs")
-
-    @app.command("leaderboard")
-    def leaderboard_command(
-        corpus: Optional[str] = typer.Option(None, "--corpus", help="only this corpus (demo, ravdess, ...)"),
-        modality: Optional[str] = typer.Option(None, "--modality", help="speech, face or fusion"),
-        metric: str = typer.Option("accuracy", "--metric", help="pooled metric to rank by: accuracy, macro_f1, uar, ..."),
-        all_versions: bool = typer.Option(False, "--all-versions",
-                                          help="every finished version, with its config hash and the parameters "
-                                               "in which versions of the same model differ"),
-        tag: Optional[str] = typer.Option(None, "--tag", help="only runs tagged KEY or KEY=VALUE"),
-        registry: Optional[str] = RegistryOption,
-        as_json: bool = JsonOption,
-    ) -> None:
-        """Best version of each model, ranked, with its 95% interval, per-fold mean ± sd and number of folds."""
-        rows = open_registry(registry).leaderboard(corpus=corpus, modality=modality, metric=metric,
-                                                   all_versions=all_versions, tag=tag)
-        if as_json:
-            print_json(rows)
-            return
-        if not rows:
-            err.print(f"no finished run with a pooled {metric!r} score matches", highlight=False)
-            err.print("hint: emokit runs lists the runs; --metric takes accuracy, macro_f1, uar or zeror_accuracy",
-                      highlight=False)
-            return
-        from rich.table import Table
-
-        title = f"leaderboard by {metric}" + (", every version" if all_versions else ", best version per model")
-        table = Table(title=title, title_justify="left")
-        columns = ["#", "corpus", "model@version", "run", "profile", "accuracy %", "fold mean ± sd %", "macro-F1 %",
-                   "UAR %", "folds", "clips"]
-        if metric not in ("accuracy", "macro_f1", "uar"):
-            columns.insert(5, metric)
-        if all_versions:
-            columns.append("config (differing parameters)")
-        for column in columns:
-            table.add_column(column)
-        for rank, r in enumerate(rows, 1):
-            cells = [str(rank), r["corpus"], f"{r['model']}@{r['version']}", str(r["run_id"]), r.get("profile") or "-",
-                     f"{pct(r.get('accuracy'))} ± {100 * (r.get('ci95') or 0):.2f}",
-                     "-" if r.get("fold_mean") is None else f"{pct(r['fold_mean'])} ± {100 * r['fold_std']:.2f}",
-                     pct(r.get("macro_f1")), pct(r.get("uar")), str(r.get("n_folds")), str(r.get("n_clips"))]
-            if metric not in ("accuracy", "macro_f1", "uar"):
-                cells.insert(5, f"{r['value']:.4g}")
-            if all_versions:
-                differs = ", ".join(f"{k}={v!r}" for k, v in r["differs"].items())
-                cells.append(f"{r['config_hash'][:10]}" + (f" ({differs})" if differs else ""))
-            table.add_row(*cells)
-        out.print(table)
+    app.command("leaderboard")(leaderboard_command)

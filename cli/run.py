@@ -11,7 +11,8 @@ from typing import Any, List, Optional
 
 import typer
 
-from .common import JsonOption, QuietOption, RegistryOption, RichReporter, err, open_registry, out, pct, print_json
+from .common import (JsonOption, QuietOption, RegistryOption, RichReporter, corpus_reader, err, open_registry, out, pct,
+                     print_json)
 
 
 def parse_params(items: List[str], pipelines: List[str]) -> dict[str, dict[str, str]]:
@@ -48,7 +49,7 @@ def load_corpus(corpus: Optional[str], data: Optional[Path], *, folds: Optional[
     from emokit_core.plugins import get_host
 
     if corpus is None:
-        corpus = "demo" if data is None else ("manifest" if data.suffix.lower() == ".csv" else "ravdess")
+        corpus = corpus_reader(data)
     spec = get_host().corpus(corpus)
     if spec.needs_path:
         if data is None:
@@ -83,68 +84,66 @@ def generation_progress(reporter: RichReporter, description: str):
     return progress
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("run")
-    def run_command(
-        pipelines: List[str] = typer.Argument(..., help="pipelines to run, e.g. speech.mfcc_svm face.pixels_vote fuse.svm_linear"),
-        data: Optional[Path] = typer.Option(None, "--data", "-d", help="corpus folder (RAVDESS layout) or manifest CSV [default: the demo corpus]"),
-        corpus: Optional[str] = typer.Option(None, "--corpus", help="corpus reader: ravdess, manifest, demo, or a plugin's"),
-        profile: Optional[str] = typer.Option(None, "--profile", help="parameter profile: quick (CPU, default) or paper"),
-        param: List[str] = typer.Option([], "--param", "-p", help="override a parameter: PIPELINE.NAME=VALUE (repeatable)"),
-        seed: int = typer.Option(0, "--seed", help="random seed (same seed, same scores)"),
-        folds: Optional[str] = typer.Option(None, "--folds", help="paper (RAVDESS default) or grouped"),
-        actors: Optional[int] = typer.Option(None, "--actors", help="demo corpus: number of actors [10]"),
-        workers: int = typer.Option(min(os.cpu_count() or 1, 8), "--workers", help="processes for decoding and "
-                                    "features, and for folds that train a network on the CPU"),
-        cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", envvar="EMOKIT_CACHE", help="feature cache folder [default: $EMOKIT_HOME/features]"),
-        device: Optional[str] = typer.Option(None, "--device", help="cuda, cuda:1, cpu ... for every pipeline with a "
-                                             "device parameter [default: auto, a GPU where there is one]"),
-        fresh: bool = typer.Option(False, "--fresh", help="start new versions instead of resuming unfinished runs"),
-        registry: Optional[str] = RegistryOption,
-        as_json: bool = JsonOption,
-        quiet: bool = QuietOption,
-    ) -> None:
-        """Cross-validate pipelines subject-wise, fuse their out-of-fold posteriors, record everything."""
-        from emokit_core.cache import FeatureCache
-        from emokit_core.plugins import get_host
-        from emokit_core.runner import Runner
+def run_command(
+    pipelines: List[str] = typer.Argument(..., help="pipelines to run, e.g. speech.mfcc_svm face.pixels_vote fuse.svm_linear"),
+    data: Optional[Path] = typer.Option(None, "--data", "-d", help="corpus folder (RAVDESS layout) or manifest CSV [default: the demo corpus]"),
+    corpus: Optional[str] = typer.Option(None, "--corpus", help="corpus reader: ravdess, manifest, demo, or a plugin's"),
+    profile: Optional[str] = typer.Option(None, "--profile", help="parameter profile: quick (CPU, default) or paper"),
+    param: List[str] = typer.Option([], "--param", "-p", help="override a parameter: PIPELINE.NAME=VALUE (repeatable)"),
+    seed: int = typer.Option(0, "--seed", help="random seed (same seed, same scores)"),
+    folds: Optional[str] = typer.Option(None, "--folds", help="paper (RAVDESS default) or grouped"),
+    actors: Optional[int] = typer.Option(None, "--actors", help="demo corpus: number of actors [10]"),
+    workers: int = typer.Option(min(os.cpu_count() or 1, 8), "--workers", help="processes for decoding and "
+                                "features, and for folds that train a network on the CPU"),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", envvar="EMOKIT_CACHE", help="feature cache folder [default: $EMOKIT_HOME/features]"),
+    device: Optional[str] = typer.Option(None, "--device", help="cuda, cuda:1, cpu ... for every pipeline with a "
+                                         "device parameter [default: auto, a GPU where there is one]"),
+    fresh: bool = typer.Option(False, "--fresh", help="start new versions instead of resuming unfinished runs"),
+    registry: Optional[str] = RegistryOption,
+    as_json: bool = JsonOption,
+    quiet: bool = QuietOption,
+) -> None:
+    """Cross-validate pipelines subject-wise, fuse their out-of-fold posteriors, record everything."""
+    from emokit_core.cache import FeatureCache
+    from emokit_core.plugins import get_host
+    from emokit_core.runner import Runner
 
-        reporter = RichReporter(quiet=quiet)
-        host = get_host()
-        for problem in host.problems():
-            reporter.warn(problem)
+    reporter = RichReporter(quiet=quiet)
+    host = get_host()
+    for problem in host.problems():
+        reporter.warn(problem)
+    for name in pipelines:
+        host.pipeline(name)  # unknown names fail before any work
+    overrides = parse_params(param, pipelines)
+    if device:  # an explicit -p PIPELINE.device=... still wins
         for name in pipelines:
-            host.pipeline(name)  # unknown names fail before any work
-        overrides = parse_params(param, pipelines)
-        if device:  # an explicit -p PIPELINE.device=... still wins
-            for name in pipelines:
-                if "device" in host.pipeline(name).params:
-                    overrides.setdefault(name, {}).setdefault("device", device)
-        for name in pipelines:  # bad parameters fail before the corpus is read
-            host.pipeline(name).resolve(profile, overrides.get(name, {}))
-        corpus_started = time.perf_counter()
-        loaded = load_corpus(corpus, data, folds=folds, actors=actors, workers=workers, reporter=reporter)
-        corpus_seconds = time.perf_counter() - corpus_started
-        for problem in loaded.problems:
-            reporter.warn(problem)
-        reg = open_registry(registry)
-        reporter.info(f"corpus {loaded.name}: {len(loaded.clips)} clips, {len(loaded.folds)} folds, "
-                      f"{loaded.root}; registry {reg.url}")
-        runner = Runner(host, reg, FeatureCache(cache_dir), reporter, workers=workers)
-        outcome = runner.run(pipelines, loaded, profile=profile, overrides=overrides, seed=seed,
-                             resume=not fresh, command=shlex.join(["emokit", *sys.argv[1:]]))
-        if as_json:
-            print_json({"corpus": {"name": loaded.name, "root": str(loaded.root), "clips": len(loaded.clips)},
-                        "skipped_clips": outcome.skipped_clips,
-                        "cache": {"hits": outcome.cache_hits, "misses": outcome.cache_misses},
-                        # where the time went: reading (or generating) the corpus, features, the modality
-                        # pipelines' folds (side by side in worker processes); each run's own below
-                        "seconds": {"corpus": round(corpus_seconds, 2),
-                                    "extraction": round(outcome.extraction_seconds, 2),
-                                    "cross_validation": round(outcome.cv_seconds, 2)},
-                        "runs": [vars(r) for r in outcome.runs]})
-            return
-        show_outcome(outcome)
+            if "device" in host.pipeline(name).params:
+                overrides.setdefault(name, {}).setdefault("device", device)
+    for name in pipelines:  # bad parameters fail before the corpus is read
+        host.pipeline(name).resolve(profile, overrides.get(name, {}))
+    corpus_started = time.perf_counter()
+    loaded = load_corpus(corpus, data, folds=folds, actors=actors, workers=workers, reporter=reporter)
+    corpus_seconds = time.perf_counter() - corpus_started
+    for problem in loaded.problems:
+        reporter.warn(problem)
+    reg = open_registry(registry)
+    reporter.info(f"corpus {loaded.name}: {len(loaded.clips)} clips, {len(loaded.folds)} folds, "
+                  f"{loaded.root}; registry {reg.url}")
+    runner = Runner(host, reg, FeatureCache(cache_dir), reporter, workers=workers)
+    outcome = runner.run(pipelines, loaded, profile=profile, overrides=overrides, seed=seed,
+                         resume=not fresh, command=shlex.join(["emokit", *sys.argv[1:]]))
+    if as_json:
+        print_json({"corpus": {"name": loaded.name, "root": str(loaded.root), "clips": len(loaded.clips)},
+                    "skipped_clips": outcome.skipped_clips,
+                    "cache": {"hits": outcome.cache_hits, "misses": outcome.cache_misses},
+                    # where the time went: reading (or generating) the corpus, features, the modality
+                    # pipelines' folds (side by side in worker processes); each run's own below
+                    "seconds": {"corpus": round(corpus_seconds, 2),
+                                "extraction": round(outcome.extraction_seconds, 2),
+                                "cross_validation": round(outcome.cv_seconds, 2)},
+                    "runs": [vars(r) for r in outcome.runs]})
+        return
+    show_outcome(outcome)
 
 
 def show_outcome(outcome: Any) -> None:
@@ -174,3 +173,7 @@ def show_outcome(outcome: Any) -> None:
     skipped = len(outcome.skipped_clips)
     err.print(f"feature cache: {outcome.cache_hits} hits, {outcome.cache_misses} misses"
               + (f"; {skipped} clips skipped (see warnings)" if skipped else ""), highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run_command)

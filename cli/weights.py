@@ -9,11 +9,11 @@ import typer
 
 from .common import JsonOption, RegistryOption, open_registry, out, print_json
 
-app = typer.Typer(no_args_is_help=True,
+weights_app = typer.Typer(no_args_is_help=True,
                   help="Pretrained checkpoints: register a local file by name; pipelines take weights=NAME|PATH.")
 
 
-@app.command("add")
+@weights_app.command("add")
 def add_command(
     name: str = typer.Argument(..., help="name to use in pipelines, e.g. cnn14-16k"),
     path: Path = typer.Argument(..., help="the checkpoint file, e.g. Cnn14_16k_mAP=0.438.pth"),
@@ -31,7 +31,7 @@ def add_command(
                   highlight=False)
 
 
-@app.command("list")
+@weights_app.command("list")
 def list_command(registry: Optional[str] = RegistryOption, as_json: bool = JsonOption) -> None:
     """Registered checkpoints."""
     rows = open_registry(registry).list_weights()
@@ -46,3 +46,7 @@ def list_command(registry: Optional[str] = RegistryOption, as_json: bool = JsonO
     for r in rows:
         table.add_row(r["name"], r["kind"] or "-", r["path"], f"{r['size'] / 2**20:.1f}", r["sha256"][:16] + "…")
     out.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(weights_app, name="weights")
