@@ -6,22 +6,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from emokit_core.contracts import FACE, SPEECH, Clip, VideoInfo
-
-
-def mel_filterbank(n_mels: int, n_fft: int, sample_rate: int, fmin: float, fmax: float) -> np.ndarray:
-    """Triangular filters on the HTK mel scale, shape ``[n_mels, n_fft // 2 + 1]``."""
-    def hz_to_mel(hz):
-        return 2595.0 * np.log10(1.0 + np.asarray(hz) / 700.0)
-
-    def mel_to_hz(mel):
-        return 700.0 * (10.0 ** (np.asarray(mel) / 2595.0) - 1.0)
-
-    edges = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))
-    bins = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
-    lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
-    rising = (bins - lower) / (centre - lower)
-    falling = (upper - bins) / (upper - centre)
-    return np.clip(np.minimum(rising, falling), 0.0, None)
+from emokit_core.melscale import mel_filterbank, power_spectrogram
 
 
 class MfccStats(BaseEstimator):
@@ -50,11 +35,9 @@ class MfccStats(BaseEstimator):
         win = int(round(sample_rate * self.win_ms / 1000))
         hop = int(round(sample_rate * self.hop_ms / 1000))
         n_fft = 1 << (win - 1).bit_length()
-        if len(audio) < win:  # shorter than one window: pad rather than fail
-            audio = np.pad(audio, (0, win - len(audio)))
-        frames = np.lib.stride_tricks.sliding_window_view(audio, win)[::hop] * np.hanning(win)
-        power = np.abs(np.fft.rfft(frames, n_fft)) ** 2
-        mel = power @ mel_filterbank(self.n_mels, n_fft, sample_rate, self.fmin, self.fmax).T
+        # A symmetric Hann window of the frame length, each frame zero-padded to a power of two.
+        power = power_spectrogram(audio, n_fft, hop, window=np.hanning(win))
+        mel = power @ mel_filterbank(sample_rate, n_fft, self.n_mels, self.fmin, self.fmax, scale="htk", norm=None).T
         mfcc = dct(np.log(mel + 1e-10), type=2, norm="ortho", axis=1)[:, : self.n_mfcc]
         delta = np.gradient(mfcc, axis=0) if len(mfcc) > 1 else np.zeros_like(mfcc)
         log_energy = np.log(power.sum(axis=1) + 1e-10)

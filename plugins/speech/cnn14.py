@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from emokit_core.checkpoints import key_differences, load_state
+from emokit_core.melscale import mel_filterbank
 from emokit_core.errors import WeightsError
 
 __all__ = [
@@ -51,7 +52,6 @@ __all__ = [
     "save_panns_checkpoint",
     "replace_head",
     "freeze_lower_blocks",
-    "slaney_mel_filterbank",
     "stft_kernels",
     "BASE_CHANNELS",
     "PANNS_16K",
@@ -70,54 +70,8 @@ _CHECKPOINT_HINT = ("expected a PANNs Cnn14 checkpoint for 16 kHz audio (window 
 
 
 # --------------------------------------------------------------------------------------
-# Front-end: STFT kernels and the Slaney mel filterbank, computed with numpy
+# Front-end: STFT kernels (the mel filterbank is emokit_core.melscale's)
 # --------------------------------------------------------------------------------------
-
-def _hz_to_mel_slaney(hz: np.ndarray) -> np.ndarray:
-    """Slaney's mel scale: linear (200/3 Hz per mel) below 1 kHz, logarithmic above."""
-    hz = np.asarray(hz, dtype=np.float64)
-    f_sp = 200.0 / 3.0
-    min_log_hz = 1000.0
-    min_log_mel = min_log_hz / f_sp
-    logstep = np.log(6.4) / 27.0
-    linear = hz / f_sp
-    logpart = min_log_mel + np.log(np.maximum(hz, min_log_hz) / min_log_hz) / logstep
-    return np.where(hz >= min_log_hz, logpart, linear)
-
-
-def _mel_to_hz_slaney(mel: np.ndarray) -> np.ndarray:
-    mel = np.asarray(mel, dtype=np.float64)
-    f_sp = 200.0 / 3.0
-    min_log_hz = 1000.0
-    min_log_mel = min_log_hz / f_sp
-    logstep = np.log(6.4) / 27.0
-    linear = mel * f_sp
-    logpart = min_log_hz * np.exp(logstep * (np.maximum(mel, min_log_mel) - min_log_mel))
-    return np.where(mel >= min_log_mel, logpart, linear)
-
-
-def slaney_mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None
-                          ) -> np.ndarray:
-    """Triangular mel filters on Slaney's scale with area ("slaney") normalisation.
-
-    Returns ``[n_mels, n_fft // 2 + 1]`` float32, the same matrix as
-    ``librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)``
-    (``htk=False, norm="slaney"``): filter ``i`` rises from edge ``i`` to ``i + 1`` and falls to
-    ``i + 2`` of ``n_mels + 2`` edges equally spaced in mel, and is scaled by
-    ``2 / (edge[i + 2] - edge[i])`` in Hz so every filter has the same area.
-    """
-    if fmax is None:
-        fmax = sample_rate / 2.0
-    bins_hz = np.fft.rfftfreq(n_fft, d=1.0 / sample_rate)
-    edges_hz = _mel_to_hz_slaney(np.linspace(_hz_to_mel_slaney(fmin), _hz_to_mel_slaney(fmax), n_mels + 2))
-    widths = np.diff(edges_hz)                                   # [n_mels + 1]
-    offsets = edges_hz[:, None] - bins_hz[None, :]               # [n_mels + 2, n_bins]
-    rising = -offsets[:-2] / widths[:-1, None]
-    falling = offsets[2:] / widths[1:, None]
-    weights = np.maximum(0.0, np.minimum(rising, falling))
-    weights *= (2.0 / (edges_hz[2:] - edges_hz[:-2]))[:, None]
-    return weights.astype(np.float32)
-
 
 def stft_kernels(n_fft: int) -> tuple[np.ndarray, np.ndarray]:
     """Real and imaginary DFT kernels times a periodic Hann window, ``[n_fft // 2 + 1, 1, n_fft]``.
@@ -206,7 +160,7 @@ class _LogmelFilterBank(nn.Module):
 
     def __init__(self, sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None):
         super().__init__()
-        mel = slaney_mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax)
+        mel = mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax, scale="slaney", norm="slaney").astype(np.float32)
         self.melW = nn.Parameter(torch.from_numpy(np.ascontiguousarray(mel.T)), requires_grad=False)
 
     def forward(self, power: torch.Tensor) -> torch.Tensor:

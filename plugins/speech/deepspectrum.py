@@ -64,6 +64,7 @@ from torch import nn
 
 from emokit_core.checkpoints import key_differences, load_state
 from emokit_core.errors import MediaError, WeightsError
+from emokit_core.melscale import hz_to_mel, mel_filterbank, mel_to_hz, power_spectrogram, power_to_db
 
 __all__ = [
     "WeightsError",
@@ -98,45 +99,16 @@ _WEIGHTS_HINT = ("expects torchvision's ImageNet AlexNet state dict (keys featur
 # Spectrogram front-end (numpy only)
 # --------------------------------------------------------------------------------------
 
-_F_SP = 200.0 / 3.0          # Slaney: Hz per mel below 1 kHz
-_MIN_LOG_HZ = 1000.0
-_MIN_LOG_MEL = _MIN_LOG_HZ / _F_SP
-_LOGSTEP = np.log(6.4) / 27.0
-
-
-def _hz_to_mel(hz):
-    hz = np.asarray(hz, dtype=np.float64)
-    linear = hz / _F_SP
-    with np.errstate(divide="ignore"):
-        logpart = _MIN_LOG_MEL + np.log(np.maximum(hz, 1e-300) / _MIN_LOG_HZ) / _LOGSTEP
-    return np.where(hz >= _MIN_LOG_HZ, logpart, linear)
-
-
-def _mel_to_hz(mel):
-    mel = np.asarray(mel, dtype=np.float64)
-    return np.where(mel >= _MIN_LOG_MEL, _MIN_LOG_HZ * np.exp(_LOGSTEP * (mel - _MIN_LOG_MEL)), _F_SP * mel)
-
-
 def _mel_points(n: int, fmin: float, fmax: float) -> np.ndarray:
     """``n`` frequencies equally spaced on the Slaney mel scale from ``fmin`` to ``fmax``."""
-    return _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n))
+    return mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n))
 
 
 def slaney_mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0,
                           fmax: float | None = None) -> np.ndarray:
-    """Triangular filters on the Slaney mel scale with Slaney area normalisation.
-
-    Shape ``[n_mels, n_fft // 2 + 1]``; the same filters as ``librosa.filters.mel`` with its
-    defaults (``htk=False``, ``norm="slaney"``).
-    """
-    fmax = sample_rate / 2.0 if fmax is None else float(fmax)
-    bins = np.linspace(0.0, sample_rate / 2.0, n_fft // 2 + 1)
-    points = _mel_points(n_mels + 2, fmin, fmax)
-    lower, centre, upper = points[:-2, None], points[1:-1, None], points[2:, None]
-    rising = (bins[None, :] - lower) / (centre - lower)
-    falling = (upper - bins[None, :]) / (upper - centre)
-    weights = np.maximum(0.0, np.minimum(rising, falling))
-    return weights * (2.0 / (upper - lower))
+    """DeepSpectrum's filters: Slaney scale and area normalisation (librosa's defaults),
+    ``[n_mels, n_fft // 2 + 1]``, from the shared front end."""
+    return mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax, scale="slaney", norm="slaney")
 
 
 def _frame_params(sample_rate: int, window_ms: float | None, hop_ms: float | None) -> tuple[int, int]:
@@ -159,13 +131,6 @@ def _cached_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmax: float):
     from scipy.sparse import csr_matrix
 
     return csr_matrix(slaney_mel_filterbank(sample_rate, n_fft, n_mels, 0.0, fmax))
-
-
-@lru_cache(maxsize=16)
-def _hann(n: int) -> np.ndarray:
-    window = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n)  # periodic, as scipy's fftbins=True
-    window.setflags(write=False)
-    return window
 
 
 def _as_float_audio(audio) -> np.ndarray:
@@ -194,15 +159,9 @@ def log_mel_spectrogram(audio: np.ndarray, sample_rate: int = 16000, *, n_mels: 
     n_fft, hop = _frame_params(sample_rate, window_ms, hop_ms)
     nyquist = sample_rate / 2.0
     fmax = nyquist if fmax is None else min(float(fmax), nyquist)
-    if len(audio) < n_fft:  # shorter than one window: zero-pad to one frame
-        audio = np.pad(audio, (0, n_fft - len(audio)))
-    frames = np.lib.stride_tricks.sliding_window_view(audio, n_fft)[::hop]
-    power = np.abs(np.fft.rfft(frames * _hann(n_fft), axis=1)) ** 2           # [frames, bins]
+    power = power_spectrogram(audio, n_fft, hop)                                # [frames, bins]
     mel = np.asarray(_cached_filterbank(sample_rate, n_fft, n_mels, fmax) @ power.T)  # [n_mels, frames]
-    db = 10.0 * np.log10(np.maximum(mel, _AMIN))
-    db -= 10.0 * np.log10(max(_AMIN, float(mel.max())))
-    if top_db is not None:
-        db = np.maximum(db, db.max() - float(top_db))
+    db = power_to_db(mel, amin=_AMIN, ref="max", top_db=top_db)
     return db
 
 

@@ -144,6 +144,8 @@ class PannsEmbedding(_PretrainedExtractor):
 class DeepSpectrumFc7(_PretrainedExtractor):
     """AlexNet fc7 (after its ReLU, 4096-d) of the clip's viridis mel-spectrogram image."""
 
+    input_version = "2"  # 2: the mel filters of emokit_core.melscale
+
     def __init__(self, weights: WeightsRef | None = None, vad: str = "none", device: str = "auto",
                  batch_size: int = 64):
         self.weights = weights

@@ -39,6 +39,8 @@ class Waveform(SpeechInput):
 class SpectrogramImage(SpeechInput):
     """The clip's DeepSpectrum image: 227x227 viridis log-mel picture, uint8 RGB."""
 
+    input_version = "2"  # 2: the mel filters of emokit_core.melscale
+
     def __init__(self, vad: str = "none"):
         self.vad = vad
 
