@@ -112,6 +112,8 @@ class Cnn14FineTuner(NetworkClassifier):
         return self.max_epochs * self.steps_per_epoch(n_train) if self.max_epochs else self.max_iterations
 
     def build_network(self, n_classes: int, pretrained: bool):
+        import torch
+
         from emokit_core.augment import SpecAugment, child_seed
 
         from .cnn14 import Cnn14, freeze_lower_blocks, load_panns_checkpoint, replace_head
@@ -123,7 +125,9 @@ class Cnn14FineTuner(NetworkClassifier):
         if self.time_stripes or self.freq_stripes:
             net.spec_augment = SpecAugment(self.time_stripes, self.time_stripe_frames, self.freq_stripes,
                                            self.freq_stripe_bins, seed=child_seed(self.random_state, 1))
-        return freeze_lower_blocks(net, self.freeze_blocks)
+        # NHWC convolutions: a training step takes about a third less time on a CPU (oneDNN),
+        # and it is cuDNN's fast path on a GPU.
+        return freeze_lower_blocks(net, self.freeze_blocks).to(memory_format=torch.channels_last)
 
     def make_augmentation(self):
         from torch import nn
