@@ -67,7 +67,7 @@ def main() -> None:
     registry = Registry(Path(tempfile.mkdtemp()) / "bench.db")  # resolves -p weights=PATH; records nothing
     runner = Runner(host, registry, FeatureCache(), Quiet(), workers=args.workers)
     weights = runner.resolve_weights(spec, params)
-    recipe = spec.build(**{**params, **weights})
+    recipe = spec.create({**params, **weights})
     started = time.perf_counter()
     keys, skipped = runner.extract(corpus, {spec.name: recipe})
     print(f"features: {time.perf_counter() - started:.1f} s ({runner.cache.hits} cached, "
@@ -82,7 +82,7 @@ def main() -> None:
     train_x = [inputs[i] for i in np.flatnonzero(~test)]
     test_x = [inputs[i] for i in np.flatnonzero(test)]
 
-    shown = {k: v for k, v in params.items() if v != spec.params[k].default}
+    shown = {k: v for k, v in params.items() if v != spec.defaults[k]}
     print(f"{spec.name}, profile {profile}, on {device} ({torch.get_num_threads()} CPU threads): "
           + ", ".join(f"{k}={v}" for k, v in sorted(shown.items())))
     model = recipe.model

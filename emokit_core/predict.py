@@ -139,7 +139,7 @@ class _ModalityModel(_Ensemble):
                               f"installed {self.pipeline} no longer has",
                               "install the plugin version that trained it, or retrain the model")
         weights = {key: _recorded_weights(registry, run, key) for key, p in spec.params.items() if p.weights}
-        recipe = spec.build(**{**{k: p.default for k, p in spec.params.items()}, **params, **weights})
+        recipe = spec.create({**spec.defaults, **params, **weights})
         self.extractor = recipe.extractor  # None: the model reads no media (ZeroR)
 
     def frame_posteriors(self, frames: "np.ndarray", times: "np.ndarray", unit: str) -> FramePosteriors | None:

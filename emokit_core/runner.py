@@ -149,7 +149,7 @@ class Runner:
             resume: bool = True, command: str = "") -> RunOutcome:
         planned = self.plan(names, corpus, profile, overrides or {})
         weights = {spec.name: self.resolve_weights(spec, params) for spec, _, params in planned}
-        recipes = {spec.name: spec.build(**{**params, **weights[spec.name]})
+        recipes = {spec.name: spec.create({**params, **weights[spec.name]})
                    for spec, _, params in planned if spec.modality != FUSION}
         for name, recipe in recipes.items():
             if not isinstance(recipe, Recipe):
@@ -263,7 +263,7 @@ class Runner:
         clips = [clip_of[c] for c in common]
         y = np.array([by_run[next(iter(by_run))][c]["label"] for c in common])
         posteriors = {name: np.array([preds[c]["probs"] for c in common]) for name, preds in by_run.items()}
-        tasks = self._tasks(spec, info, corpus, clips, y, spec.build(**params), PosteriorInputs(posteriors), seed)
+        tasks = self._tasks(spec, info, corpus, clips, y, spec.create(params), PosteriorInputs(posteriors), seed)
         return _Job(spec, info, chosen, params, tasks, started)
 
     # -- the folds ------------------------------------------------------------------------------

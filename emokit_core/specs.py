@@ -3,13 +3,18 @@
 A pipeline is a named recipe.  Its parameters have defaults; a *profile* (``paper``,
 ``quick``, ...) overrides some of them; the user overrides any of them on the command line.
 A profile only changes parameters, never the code path.
+
+A parameter is declared once: a :class:`Param` without a default names a parameter of the
+pipeline's estimator (``lr``, or nested in scikit-learn's form, ``frame_classifier__lr``) and
+takes its default from the estimator the pipeline builds.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any, Callable, Mapping, Sequence
 
 from .contracts import FACE, FUSION, SPEECH
@@ -21,16 +26,31 @@ def is_random_init(value: Any) -> bool:
     return value is None or str(value).strip().lower() in ("", "none", "random")
 
 
+class _Inherited:
+    def __repr__(self) -> str:
+        return "INHERITED"
+
+
+#: The default of a :class:`Param` declared without one: the estimator's own (see :class:`PipelineSpec`).
+INHERITED: Any = _Inherited()
+
+
 @dataclass(frozen=True)
 class Param:
     """A pipeline parameter.  ``weights=True`` marks one naming pretrained weights: a name
     registered with ``emokit weights add`` or a file path, resolved and checksummed by the
-    runner, which hands ``build`` a :class:`WeightsRef` (``None``: random initialisation)."""
+    runner, which hands ``build`` a :class:`WeightsRef` (``None``: random initialisation).
+    Without a ``default`` (``Param(help="...")``) the parameter is the estimator's parameter of
+    the same name, and its default is the estimator's."""
 
-    default: Any
+    default: Any = INHERITED
     help: str = ""
     choices: tuple[Any, ...] | None = None
     weights: bool = False
+
+    @property
+    def inherited(self) -> bool:
+        return self.default is INHERITED
 
     def coerce(self, name: str, raw: Any) -> Any:
         """Turn a command-line string into the default's type."""
@@ -57,6 +77,10 @@ class Param:
         if self.choices is not None and value not in self.choices:
             raise EmokitError(f"parameter {name}={value!r} is not one of {list(self.choices)}")
         return value
+
+
+def _same(a: Any, b: Any) -> bool:
+    return type(a) is type(b) and a == b
 
 
 def _literal(raw: str) -> Any:
@@ -92,7 +116,15 @@ class Recipe:
 class PipelineSpec:
     """A runnable pipeline: ``build(**params)`` returns a :class:`Recipe` (speech, face)
     or a fuser (fusion).  A fuser's ``grid`` gives, per parameter, the values ``emokit
-    fuse-grid`` tries (one grid point per combination); a fuser without one is not in the grid."""
+    fuse-grid`` tries (one grid point per combination); a fuser without one is not in the grid.
+
+    ``build`` takes the parameters that have a default in their :class:`Param` by name, and
+    the inherited ones (declared without a default) as ``**model_params``: only those a profile
+    or the user set (see :meth:`create`), which it applies with ``model.set_params(**model_params)``
+    to the model (the fuser) it builds.  An inherited parameter's default is the value of that
+    name in ``model.get_params(deep=True)`` of the model built with no ``model_params``.
+    ``renamed`` maps former parameter names to current ones, for the hint when a former one is used.
+    """
 
     name: str
     modality: str
@@ -103,6 +135,7 @@ class PipelineSpec:
     default_profile: str = "quick"
     version: str = "1"
     grid: Mapping[str, Sequence[Any]] = field(default_factory=dict)
+    renamed: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self):
         if self.modality not in (SPEECH, FACE, FUSION):
@@ -114,6 +147,9 @@ class PipelineSpec:
             unknown = set(values) - set(self.params)
             if unknown:
                 raise ValueError(f"pipeline {self.name}: profile {profile} sets undeclared {sorted(unknown)}")
+        if set(self.renamed.values()) - set(self.params):
+            raise ValueError(f"pipeline {self.name}: renamed to undeclared "
+                             f"{sorted(set(self.renamed.values()) - set(self.params))}")
         if self.grid and self.modality != FUSION:
             raise ValueError(f"pipeline {self.name}: only fusers declare a fusion grid")
         if set(self.grid) - set(self.params):
@@ -134,34 +170,70 @@ class PipelineSpec:
         if requested or "scratch" not in self.profiles or not weights:
             return (requested or self.default_profile), None
         overrides = overrides or {}
-        if any(not is_random_init(overrides.get(k, self.params[k].default)) for k in weights):
+        if any(not is_random_init(overrides.get(k, self.default(k))) for k in weights):
             return "paper", (f"{self.name}: pretrained weights given, so profile paper (the paper's recipe; "
                              f"--profile to choose another)")
-        device = overrides.get("device", self.params["device"].default if "device" in self.params else "auto")
+        device = overrides.get("device", self.default("device") if "device" in self.params else "auto")
         if on_gpu is not None and on_gpu(str(device)):
             return "scratch", (f"{self.name}: no pretrained weights, so profile scratch (augmentation, AdamW, "
                                f"one-cycle schedule, label smoothing; --profile paper for the paper's recipe)")
         return "quick", (f"{self.name}: no pretrained weights and no GPU, so profile quick (the scratch recipe cut "
                          f"to a CPU budget; --profile scratch for the full one, --profile paper for the paper's)")
 
+    @cached_property
+    def defaults(self) -> dict[str, Any]:
+        """Every parameter's default.  Where one is inherited, the pipeline is built once with
+        its declared defaults (no weights), which imports its estimators: hence lazily."""
+        if not any(p.inherited for p in self.params.values()):
+            return {k: p.default for k, p in self.params.items()}
+        built = self.build(**{k: None if p.weights else p.default for k, p in self.params.items() if not p.inherited})
+        model = built.model if isinstance(built, Recipe) else built
+        own = model.get_params(deep=True)
+        missing = [k for k, p in self.params.items() if p.inherited and k not in own]
+        if missing:
+            raise ValueError(f"pipeline {self.name}: {missing} are declared without a default, but its "
+                             f"{type(model).__name__} has no such parameter")
+        return {k: own[k] if p.inherited else p.default for k, p in self.params.items()}
+
+    def default(self, name: str) -> Any:
+        """One parameter's default, building the pipeline only where it is inherited."""
+        param = self.params[name]
+        return self.defaults[name] if param.inherited else param.default
+
     def resolve(self, profile: str | None, overrides: Mapping[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
-        """Defaults, then the profile, then the user's overrides (coerced to the declared types)."""
+        """Defaults (inherited ones resolved), then the profile, then the user's overrides
+        (coerced to the defaults' types): the complete values, as the registry records them."""
         chosen = profile or self.default_profile
         if chosen not in self.profiles:
             # A profile this pipeline lacks (e.g. `paper` on a baseline) means its defaults.
             chosen = self.default_profile if self.default_profile in self.profiles else "default"
-        values = {k: p.default for k, p in self.params.items()}
-        values.update(self.profiles.get(chosen, {}))
-        for key, raw in (overrides or {}).items():
-            if key not in self.params:
-                from .naming import closest
+        unknown = [key for key in (overrides or {}) if key not in self.params]
+        if unknown:
+            key = unknown[0]
+            from .naming import closest
 
-                hint = closest(key, self.params)
-                raise EmokitError(f"pipeline {self.name} has no parameter {key!r}",
-                                  f"did you mean {hint!r}?" if hint else
-                                  f"its parameters: {', '.join(self.params) or 'none'}")
-            values[key] = self.params[key].coerce(f"{self.name}.{key}", raw)
+            hint = self.renamed.get(key) or closest(key, self.params)
+            raise EmokitError(f"pipeline {self.name} has no parameter {key!r}",
+                              f"did you mean {hint!r}?" if hint else
+                              f"its parameters: {', '.join(self.params) or 'none'}")
+        values = dict(self.defaults)
+        values.update(self.profiles.get(chosen, {}))
+        values.update({key: self.coerce(key, raw) for key, raw in (overrides or {}).items()})
         return chosen, values
+
+    def coerce(self, key: str, raw: Any) -> Any:
+        """A value given for parameter ``key`` (a command-line string: to its default's type)."""
+        param = self.params[key]
+        if param.inherited:
+            param = replace(param, default=self.defaults[key])
+        return param.coerce(f"{self.name}.{key}", raw)
+
+    def create(self, values: Mapping[str, Any]) -> Any:
+        """``build`` with resolved ``values``: the parameters with a declared default by name,
+        the inherited ones only where they differ from their default."""
+        explicit = {k: v for k, v in values.items() if not self.params[k].inherited}
+        changed = {k: v for k, v in values.items() if self.params[k].inherited and not _same(v, self.defaults[k])}
+        return self.build(**explicit, **changed)
 
     def config_hash(self, params: Mapping[str, Any]) -> str:
         blob = json.dumps({"pipeline": self.name, "version": self.version, "params": params},

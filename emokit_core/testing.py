@@ -470,17 +470,24 @@ def _check_spec(spec: Any) -> None:
     for key, param in spec.params.items():
         if not param.help:
             _fail(who, f"parameter {key} has no help text", "Param(default, 'what it does'); `emokit pipelines` shows it")
-        if isinstance(param.default, (bool, int, float, str)) and not param.weights:
-            if param.coerce(f"{spec.name}.{key}", str(param.default)) != param.default:
-                _fail(who, f"parameter {key}: -p {key}={param.default} does not give back its default")
-    for profile in spec.profiles:
-        spec.resolve(profile)
     accepted = inspect.signature(spec.build).parameters
     if not any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
         missing = sorted(set(spec.params) - set(accepted))
         if missing:
             _fail(who, f"build does not take the declared parameters {missing}",
-                  "build receives every declared parameter as a keyword argument")
+                  "build receives each parameter with a default by name, those without one as **model_params")
+    try:
+        defaults = spec.defaults
+    except ValueError as exc:
+        _fail(who, str(exc), "a Param without a default names a parameter of the model build returns, "
+                             "nested ones as component__param")
+    for key, param in spec.params.items():
+        default = defaults[key]
+        if isinstance(default, (bool, int, float, str)) and not param.weights:
+            if spec.coerce(key, str(default)) != default:
+                _fail(who, f"parameter {key}: -p {key}={default} does not give back its default")
+    for profile in spec.profiles:
+        spec.resolve(profile)
 
 
 def _fold_inputs(registry: Any, run: Any, fold: int) -> list[dict[str, Any]]:
@@ -513,7 +520,7 @@ def check_pipeline(name: str, corpus: Corpus | None = None, registry: Any = None
     _check_spec(spec)
     _, values = spec.resolve(profile, params)
     weights = {k: None for k, p in spec.params.items() if p.weights}
-    built = spec.build(**{**values, **weights})
+    built = spec.create({**values, **weights})
     who = f"pipeline {name}"
     if spec.modality == FUSION:
         if not (hasattr(built, "fit") and hasattr(built, "predict_proba")):
@@ -556,7 +563,7 @@ def check_pipeline(name: str, corpus: Corpus | None = None, registry: Any = None
             by_input = {r.pipeline: {p["clip_id"]: p["probs"] for p in registry.predictions(r.run_id)}
                         for r in outcome.runs[:-1]}
         else:  # the recipe as the run built it (the runner may have chosen another profile)
-            built = spec.build(**{**run.params, **runner.resolve_weights(spec, run.params)})
+            built = spec.create({**run.params, **runner.resolve_weights(spec, run.params)})
             keys = runner.extract(corpus, {name: built})[0].get(name) if built.extractor is not None else None
         for fold in range(len(corpus.folds)):
             held_out = _fold_inputs(registry, run, fold)

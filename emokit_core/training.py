@@ -3,13 +3,15 @@ STN, bi-LSTM): scikit-learn API, an actor-wise validation split for early stoppi
 training loop with periodic validation, best-state keeping, batched inference, and
 pickling that drops live networks.  torch is imported only when a model trains or predicts.
 
-A subclass declares its parameters in ``__init__`` (scikit-learn conventions) and
-implements :meth:`build_network`, :meth:`make_batch` and, where it needs them,
-:meth:`log_probs`, :meth:`make_augmentation` or :meth:`loss`.  The optional parameters the
-loop reads (with the paper's behaviour as their default) select the recipe for training
-from scratch (docs/augmentation.md): ``optimizer`` (adam, adamw, sgd) with
-``weight_decay``, ``schedule`` (constant, one_cycle), ``label_smoothing``, ``mixup_alpha``,
-``sampling`` (random batches, or shuffled epochs) and ``patience=0`` (no early stopping).
+A subclass declares its parameters in ``__init__`` (scikit-learn conventions), among them
+every training setting of :data:`LOOP_SETTINGS` and its :attr:`~NetworkClassifier.budget_settings`
+(checked at fit, so ``get_params()`` shows what a run trained with), and implements
+:meth:`build_network`, :meth:`make_batch` and, where it needs them, :meth:`log_probs`,
+:meth:`make_augmentation` or :meth:`loss`.  Besides the paper's recipe, the settings select
+the recipe for training from scratch (docs/augmentation.md): ``optimizer`` (adam, adamw, sgd)
+with ``weight_decay``, ``schedule`` (constant, one_cycle), ``label_smoothing``,
+``mixup_alpha``, ``sampling`` (random batches, or shuffled epochs) and ``patience=0`` (no
+early stopping).
 """
 
 from __future__ import annotations
@@ -21,6 +23,13 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from . import progress
+
+#: What the training loop reads, besides the budget.  The paper's recipe is ``optimizer="adam"``
+#: (``betas``, ``eps``; ``momentum`` is SGD's), a constant ``schedule``, no ``label_smoothing``
+#: or ``mixup_alpha``, ``sampling="random"``, and ``val_metric`` ``accuracy`` or ``macro_f1``.
+LOOP_SETTINGS = ("batch_size", "eval_every", "patience", "val_fraction", "val_metric", "device", "random_state",
+                 "optimizer", "lr", "betas", "eps", "momentum", "weight_decay", "schedule", "label_smoothing",
+                 "mixup_alpha", "sampling")
 
 
 def pick_device(device: str = "auto") -> str:
@@ -70,10 +79,9 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
     ``val_metric="macro_f1"``) and keeps the best state; it stops after ``patience`` checks
     without improvement or after the step budget.  ``patience=0`` or no validation part
     (``val_fraction=0``) trains the whole budget and keeps the last state.
-    Subclasses define the parameters used here in their ``__init__``: batch_size,
-    eval_every, patience, val_fraction, device, random_state, and max_epochs or max_steps
-    (or override :meth:`step_budget`); they may set ``val_metric`` and the optional
-    parameters of the module docstring.
+    Subclasses declare every setting of :data:`LOOP_SETTINGS` and of ``budget_settings`` as
+    an ``__init__`` parameter; a subclass that counts its budget otherwise overrides
+    :meth:`step_budget` and names what it reads in ``budget_settings``.
 
     A training step: :meth:`make_batch` (on the device) -> the batch augmentation of
     :meth:`make_augmentation` -> mixup (``mixup_alpha`` > 0) -> the network in train mode
@@ -81,7 +89,8 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
     optimizer and schedule step.  Validation and prediction see the clips unaugmented.
     """
 
-    val_metric = "accuracy"
+    #: What :meth:`step_budget` reads.
+    budget_settings: tuple[str, ...] = ("max_epochs",)
 
     # -- to implement -----------------------------------------------------------------------
     def build_network(self, n_classes: int, pretrained: bool):
@@ -100,14 +109,11 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
         return None
 
     def step_budget(self, n_train: int) -> int:
-        """Training steps at most: ``max_epochs`` passes over the training part where the
-        subclass counts epochs, else ``max_steps``."""
-        if hasattr(self, "max_epochs"):
-            return self.max_epochs * self.steps_per_epoch(n_train)
-        return self.max_steps
+        """Training steps at most: ``max_epochs`` passes over the training part."""
+        return self.max_epochs * self.steps_per_epoch(n_train)
 
     def steps_per_epoch(self, n_train: int) -> int:
-        if getattr(self, "sampling", "random") == "epochs":
+        if self.sampling == "epochs":
             return max(1, n_train // self.batch_size)
         return max(1, math.ceil(n_train / self.batch_size))
 
@@ -116,29 +122,26 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
         ``lr`` and ``weight_decay``."""
         import torch
 
-        name = getattr(self, "optimizer", "adam")
-        lr, weight_decay = getattr(self, "lr", 1e-3), getattr(self, "weight_decay", 0.0)
+        name = self.optimizer
         if name == "sgd":
-            return torch.optim.SGD(parameters, lr=lr, momentum=getattr(self, "momentum", 0.0),
-                                   weight_decay=weight_decay)
+            return torch.optim.SGD(parameters, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
         kinds = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
         if name not in kinds:
             raise ValueError(f"optimizer must be adam, adamw or sgd, got {name!r}")
-        return kinds[name](parameters, lr=lr, betas=tuple(getattr(self, "betas", (0.9, 0.999))),
-                           eps=getattr(self, "eps", 1e-8), weight_decay=weight_decay)
+        return kinds[name](parameters, lr=self.lr, betas=tuple(self.betas), eps=self.eps,
+                           weight_decay=self.weight_decay)
 
     def make_schedule(self, optimizer, n_steps: int):
         """``schedule``: constant (default: no scheduler) or one_cycle (a one-cycle schedule over
         the whole step budget peaking at ``lr``, stepped once per training step)."""
         import torch
 
-        name = getattr(self, "schedule", "constant")
+        name = self.schedule
         if name == "constant":
             return None
         if name != "one_cycle":
             raise ValueError(f"schedule must be constant or one_cycle, got {name!r}")
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=getattr(self, "lr", 1e-3),
-                                                   total_steps=max(2, n_steps))
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=self.lr, total_steps=max(2, n_steps))
 
     def loss(self, log_probs, targets):
         """NLL of the log-probabilities (weighted by ``class_weights_`` where set); with
@@ -150,7 +153,7 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
         weight = getattr(self, "class_weights_", None)
         if weight is not None:
             weight = weight.to(log_probs.device, log_probs.dtype)
-        smoothing = getattr(self, "label_smoothing", 0.0)
+        smoothing = self.label_smoothing
         if smoothing or targets.is_floating_point():
             return F.cross_entropy(log_probs, targets, weight=weight, label_smoothing=smoothing)
         return F.nll_loss(log_probs, targets, weight=weight)
@@ -178,7 +181,7 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
         return out
 
     def _validation_score(self, predicted: np.ndarray, truth: np.ndarray) -> float:
-        if getattr(self, "val_metric", "accuracy") == "macro_f1":
+        if self.val_metric == "macro_f1":
             from sklearn.metrics import f1_score
 
             return float(f1_score(truth, predicted, average="macro", zero_division=0))
@@ -186,7 +189,7 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
 
     def _batches(self, train: np.ndarray, limit: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
         """``limit`` batches of training indices, as ``sampling`` says."""
-        if getattr(self, "sampling", "random") == "random":
+        if self.sampling == "random":
             for _ in range(limit):
                 yield rng.choice(train, self.batch_size, replace=len(train) < self.batch_size)
             return
@@ -200,11 +203,21 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
                 if done == limit:
                     return
 
+    def check_settings(self) -> None:
+        """Refuse a subclass whose ``__init__`` lacks a setting the loop reads: a class attribute
+        or a missing setting would train with a value ``get_params()`` (and the registry) never shows."""
+        declared = self.get_params(deep=False)
+        missing = [name for name in (*LOOP_SETTINGS, *self.budget_settings) if name not in declared]
+        if missing:
+            raise TypeError(f"{type(self).__name__} does not declare the training settings {missing} as "
+                            f"__init__ parameters (emokit_core.training.LOOP_SETTINGS)")
+
     def fit(self, X: Sequence[Any], y: np.ndarray, groups: np.ndarray | None = None) -> "NetworkClassifier":
         import torch
 
         from .augment import Mixup, child_seed
 
+        self.check_settings()
         X = list(X)
         rng = np.random.default_rng(self.random_state)
         torch.manual_seed(self.random_state)
@@ -217,7 +230,7 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
         limit = self.step_budget(len(train))
         schedule = self.make_schedule(optimizer, limit)
         augment = self.make_augmentation()
-        alpha = getattr(self, "mixup_alpha", 0.0)
+        alpha = self.mixup_alpha
         mixup = Mixup(alpha, seed=child_seed(self.random_state, 0)) if alpha else None
         labels = torch.as_tensor(targets)
         eval_every = self.eval_every or self.steps_per_epoch(len(train))  # 0: once per epoch

@@ -147,17 +147,22 @@ class _Linear(NetworkClassifier):
     """Vectors whose column 0 is the clip's index and the rest its features; the
     augmentation records the indices it sees."""
 
-    def __init__(self, batch_size=4, max_epochs=6, eval_every=0, patience=3, val_fraction=0.25, device="cpu",
-                 random_state=0, optimizer="adam", weight_decay=0.0, schedule="constant", label_smoothing=0.0,
-                 mixup_alpha=0.0, sampling="random", lr=1e-2):
+    def __init__(self, batch_size=4, max_epochs=6, eval_every=0, patience=3, val_fraction=0.25, val_metric="accuracy",
+                 device="cpu", random_state=0, optimizer="adam", betas=(0.9, 0.999), eps=1e-8, momentum=0.0,
+                 weight_decay=0.0, schedule="constant", label_smoothing=0.0, mixup_alpha=0.0, sampling="random",
+                 lr=1e-2):
         self.batch_size = batch_size
         self.max_epochs = max_epochs
         self.eval_every = eval_every
         self.patience = patience
         self.val_fraction = val_fraction
+        self.val_metric = val_metric
         self.device = device
         self.random_state = random_state
         self.optimizer = optimizer
+        self.betas = betas
+        self.eps = eps
+        self.momentum = momentum
         self.weight_decay = weight_decay
         self.schedule = schedule
         self.label_smoothing = label_smoothing
@@ -185,6 +190,34 @@ class _Linear(NetworkClassifier):
 
     def log_probs(self, net, batch):
         return net(batch[:, 1:])
+
+
+class _Undeclared(NetworkClassifier):
+    """The loop's settings as they were before: some class attributes, some left to defaults."""
+
+    eval_every = 0
+
+    def __init__(self, batch_size=4, max_epochs=2, patience=0, val_fraction=0.0, device="cpu", random_state=0,
+                 lr=1e-2):
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.val_fraction = val_fraction
+        self.device = device
+        self.random_state = random_state
+        self.lr = lr
+
+
+def test_a_network_missing_a_training_setting_is_refused_by_name():
+    X, y, groups = _toy()
+    with pytest.raises(TypeError) as info:
+        _Undeclared().fit(X, y, groups=groups)
+    message = str(info.value)
+    assert message.startswith("_Undeclared does not declare the training settings ")
+    for name in ("eval_every", "val_metric", "optimizer", "betas", "eps", "momentum", "weight_decay", "schedule",
+                 "label_smoothing", "mixup_alpha", "sampling"):
+        assert repr(name) in message
+    assert "'lr'" not in message and "'batch_size'" not in message
 
 
 def _toy(n=24):

@@ -92,8 +92,9 @@ def test_saliency_and_detector_are_components():
 
 
 @pytest.mark.parametrize("pipeline, fast", [
-    ("face.stn_vote", {"stn_max_epochs": "2", "frames_per_clip": "4"}),
-    ("face.stn_bilstm", {"stn_max_epochs": "2", "frames_per_clip": "4", "lstm_max_epochs": "2", "hidden": "16"}),
+    ("face.stn_vote", {"frame_classifier__max_epochs": "2", "max_frames_per_clip": "4"}),
+    ("face.stn_bilstm", {"frame_classifier__max_epochs": "2", "max_frames_per_clip": "4",
+                         "aggregator__max_epochs": "2", "aggregator__hidden": "16"}),
 ])
 def test_face_pipelines_run_on_demo_clips(tmp_path, tiny_demo, feature_cache, pipeline, fast):
     from emokit_core.corpora import read_ravdess

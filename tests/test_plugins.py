@@ -10,11 +10,12 @@ import textwrap
 import types
 
 import pytest
+from sklearn.base import BaseEstimator
 
 from emokit_core import hookspecs
-from emokit_core.errors import PluginError, UnknownNameError
+from emokit_core.errors import EmokitError, PluginError, UnknownNameError
 from emokit_core.plugins import PluginHost, module_source
-from emokit_core.specs import Param, PipelineSpec
+from emokit_core.specs import Param, PipelineSpec, Recipe
 
 
 def make_plugin(name, **hooks):
@@ -155,6 +156,49 @@ def test_params_and_profiles_resolve():
         spec.resolve(None, {"vad": "ina2"})
     with pytest.raises(ValueError, match="undeclared"):
         PipelineSpec("speech.q", "speech", "t", build=lambda: None, profiles={"quick": {"nope": 1}})
+
+
+class _Toy(BaseEstimator):
+    def __init__(self, width=1.0, alpha=0.5, inner=None):
+        self.width = width
+        self.alpha = alpha
+        self.inner = inner
+
+
+def test_a_param_without_a_default_inherits_the_estimators():
+    built = []
+
+    def build(width, **model_params):
+        built.append(model_params)
+        return Recipe(None, _Toy(width=width, inner=_Toy(alpha=0.25)).set_params(**model_params))
+
+    spec = PipelineSpec("speech.toy", "speech", "t", build,
+                        params={"width": Param(2.0, "w"), "alpha": Param(help="a"), "inner__alpha": Param(help="b")},
+                        profiles={"quick": {"alpha": 0.75}, "paper": {}})
+    assert spec.defaults == {"width": 2.0, "alpha": 0.5, "inner__alpha": 0.25} and built == [{}]
+    assert spec.resolve("paper") == ("paper", {"width": 2.0, "alpha": 0.5, "inner__alpha": 0.25})
+    _, values = spec.resolve("quick", {"inner__alpha": "3"})  # coerced to the inherited default's type
+    assert values == {"width": 2.0, "alpha": 0.75, "inner__alpha": 3.0}
+    model = spec.create(values).model
+    assert built[-1] == {"alpha": 0.75, "inner__alpha": 3.0}  # only what the profile and the user set
+    assert (model.alpha, model.inner.alpha, model.width) == (0.75, 3.0, 2.0)
+    spec.create(spec.resolve("paper")[1])
+    assert built[-1] == {} and len(built) == 3  # the default build ran once, lazily
+    wrong = PipelineSpec("speech.toy2", "speech", "t", build, params={"width": Param(2.0, "w"), "beta": Param(help="b")},
+                         profiles={"quick": {}})
+    with pytest.raises(ValueError, match=r"\['beta'\] are declared without a default, but its _Toy has no such"):
+        wrong.resolve(None)
+
+
+def test_a_renamed_param_is_refused_with_its_new_name():
+    spec = PipelineSpec("speech.r", "speech", "t", lambda **kw: kw, params={"inner__lr": Param(1.0, "lr")},
+                        profiles={"quick": {}}, renamed={"old_lr": "inner__lr"})
+    with pytest.raises(EmokitError) as info:
+        spec.resolve(None, {"old_lr": "1"})
+    assert info.value.message == "pipeline speech.r has no parameter 'old_lr'"
+    assert info.value.hint == "did you mean 'inner__lr'?"
+    with pytest.raises(ValueError, match="renamed to undeclared"):
+        PipelineSpec("speech.r2", "speech", "t", lambda: None, renamed={"a": "b"})
 
 
 THIRD_PARTY = '''

@@ -37,12 +37,16 @@ def test_paper_profiles_are_the_papers_recipe(host):
         "schedule": "constant", "label_smoothing": 0.0, "shift_pixels": 0, "time_stripes": 0}
     for name in ("face.stn_vote", "face.stn_bilstm"):
         stn = _paper(host, name)
-        assert {k: stn[k] for k in ("stn_optimizer", "stn_lr", "stn_batch_size", "stn_max_epochs", "stn_patience",
-                                    "stn_schedule", "stn_label_smoothing", "frame_rotation", "frame_shift",
-                                    "frame_brightness")} == {
-            "stn_optimizer": "adam", "stn_lr": 1e-3, "stn_batch_size": 128, "stn_max_epochs": 500,
-            "stn_patience": 30, "stn_schedule": "constant", "stn_label_smoothing": 0.0, "frame_rotation": 0.0,
-            "frame_shift": 0.0, "frame_brightness": 0.0}
+        assert {k.removeprefix("frame_classifier__"): v for k, v in stn.items()
+                if k.startswith("frame_classifier__")} == {
+            "optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "batch_size": 128, "max_epochs": 500,
+            "patience": 30, "schedule": "constant", "label_smoothing": 0.0, "mixup_alpha": 0.0, "sampling": "random",
+            "rotation": 0.0, "shift": 0.0, "brightness": 0.0}
+        assert stn["max_frames_per_clip"] == 0 and stn["val_fraction"] > 0
+    lstm = _paper(host, "face.stn_bilstm")
+    assert {k: v for k, v in lstm.items() if k.startswith("aggregator__")} == {  # the paper's best bi-LSTM
+        "aggregator__layers": 2, "aggregator__hidden": 300, "aggregator__batch_size": 64,
+        "aggregator__max_epochs": 500, "aggregator__patience": 30}
 
 
 def test_paper_profile_builds_the_papers_estimator(host):
@@ -50,7 +54,7 @@ def test_paper_profile_builds_the_papers_estimator(host):
     import torch
 
     spec = host.pipeline("speech.panns_ft")
-    model = spec.build(**spec.resolve("paper")[1]).model
+    model = spec.create(spec.resolve("paper")[1]).model
     assert model.make_augmentation() is None and model.make_schedule(None, 10) is None
     net = model.build_network(8, pretrained=False)
     assert net.spec_augment is None
@@ -69,7 +73,7 @@ def test_scratch_profile_is_the_issues_recipe(host):
         "freq_stripes": 2, "freq_stripe_bins": 8, "label_smoothing": 0.1, "optimizer": "adamw", "weight_decay": 1e-2,
         "schedule": "one_cycle", "lr": 1e-3, "batch_size": 32, "max_epochs": 80, "patience": 0, "val_fraction": 0.0,
         "width": 0.25}
-    model = host.pipeline("speech.panns_ft").build(**values).model
+    model = host.pipeline("speech.panns_ft").create(values).model
     assert [type(m).__name__ for m in model.make_augmentation()] == ["RandomShift", "RandomGain"]
     assert model.make_augmentation()[0].max_shift == 8000
     assert type(model.build_network(8, pretrained=False).spec_augment).__name__ == "SpecAugment"

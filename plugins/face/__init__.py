@@ -23,94 +23,105 @@ SALIENCY = Param("spectral_residual", "saliency component: spectral_residual, fi
 DEVICE = Param("auto", "cuda, cpu, or auto (a GPU where there is one)")
 VAD = Param("none", "keep the frames between the first and last speech of the clip's audio: none, or a vad "
                     "component (silero, ina, a plugin's; the paper's face models 'with VAD')")
+# Parameters without a default are FrameClipModel's own, or nested (scikit-learn's names) those of
+# its frame classifier (the STN) and aggregator (the bi-LSTM); their defaults are the estimators'.
 STN_PARAMS = {
     "weights": WEIGHTS, "saliency": SALIENCY, "vad": VAD,
-    "stn_lr": Param(1e-3, "learning rate of the STN (the peak of a one_cycle schedule)"),
-    "stn_optimizer": Param("adam", "STN optimizer: adam, or adamw (decoupled weight decay)", choices=("adam", "adamw")),
-    "stn_weight_decay": Param(0.0, "STN weight decay"),
-    "stn_batch_size": Param(128, "frames per STN step"),
-    "stn_max_epochs": Param(500, "STN epochs at most"),
-    "stn_patience": Param(30, "STN epochs without validation-accuracy gain before stopping (0 = never stop)"),
-    "stn_schedule": Param("constant", "STN learning-rate schedule: constant, or one_cycle",
-                          choices=("constant", "one_cycle")),
-    "stn_label_smoothing": Param(0.0, "label smoothing of the STN's cross-entropy"),
-    "stn_mixup_alpha": Param(0.0, "mixup of STN training frames, Beta(alpha, alpha) weights (0 = off)"),
-    "stn_sampling": Param("random", "STN batches: random (independent draws) or epochs (shuffled passes)",
-                          choices=("random", "epochs")),
-    "frame_rotation": Param(0.0, "random rotation of STN training frames, up to this many degrees"),
-    "frame_shift": Param(0.0, "random crop of STN training frames: shifted by up to this many pixels (of 48)"),
-    "frame_brightness": Param(0.0, "random brightness change of STN training faces, up to this much (of 1)"),
-    "frames_per_clip": Param(0, "frames each training clip gives the STN, evenly spaced (0 = all)"),
+    "frame_classifier__lr": Param(help="learning rate of the STN (the peak of a one_cycle schedule)"),
+    "frame_classifier__optimizer": Param(help="STN optimizer: adam, or adamw (decoupled weight decay)",
+                                         choices=("adam", "adamw")),
+    "frame_classifier__weight_decay": Param(help="STN weight decay"),
+    "frame_classifier__batch_size": Param(help="frames per STN step"),
+    "frame_classifier__max_epochs": Param(help="STN epochs at most"),
+    "frame_classifier__patience": Param(help="STN epochs without validation-accuracy gain before stopping "
+                                             "(0 = never stop)"),
+    "frame_classifier__schedule": Param(help="STN learning-rate schedule: constant, or one_cycle",
+                                        choices=("constant", "one_cycle")),
+    "frame_classifier__label_smoothing": Param(help="label smoothing of the STN's cross-entropy"),
+    "frame_classifier__mixup_alpha": Param(help="mixup of STN training frames, Beta(alpha, alpha) weights (0 = off)"),
+    "frame_classifier__sampling": Param(help="STN batches: random (independent draws) or epochs (shuffled passes)",
+                                        choices=("random", "epochs")),
+    "frame_classifier__rotation": Param(help="random rotation of STN training frames, up to this many degrees"),
+    "frame_classifier__shift": Param(help="random crop of STN training frames: shifted by up to this many pixels "
+                                          "(of 48)"),
+    "frame_classifier__brightness": Param(help="random brightness change of STN training faces, up to this much "
+                                               "(of 1)"),
+    "max_frames_per_clip": Param(help="frames each training clip gives the STN, evenly spaced (0 = all)"),
     "val_fraction": Param(0.2, "share of the training actors held out for early stopping (0 = none)"),
     "device": DEVICE,
+}
+#: The names these parameters had before they took the estimators' names.
+RENAMED_STN = {
+    **{f"stn_{k}": f"frame_classifier__{k}" for k in (
+        "lr", "optimizer", "weight_decay", "batch_size", "max_epochs", "patience", "schedule", "label_smoothing",
+        "mixup_alpha", "sampling")},
+    **{f"frame_{k}": f"frame_classifier__{k}" for k in ("rotation", "shift", "brightness")},
+    "frames_per_clip": "max_frames_per_clip",
 }
 #: The scratch recipe for frames (docs/augmentation.md): small rotations, random crops and
 #: brightness on the training device; AdamW, one-cycle, label smoothing, shuffled epochs,
 #: no early stopping and no validation split.
-SCRATCH_STN = {"stn_optimizer": "adamw", "stn_weight_decay": 1e-2, "stn_schedule": "one_cycle",
-               "stn_label_smoothing": 0.1, "stn_sampling": "epochs", "stn_patience": 0, "val_fraction": 0.0,
-               "frame_rotation": 10.0, "frame_shift": 4.0, "frame_brightness": 0.1, "stn_max_epochs": 30}
+SCRATCH_STN = {"frame_classifier__optimizer": "adamw", "frame_classifier__weight_decay": 1e-2,
+               "frame_classifier__schedule": "one_cycle", "frame_classifier__label_smoothing": 0.1,
+               "frame_classifier__sampling": "epochs", "frame_classifier__patience": 0, "val_fraction": 0.0,
+               "frame_classifier__rotation": 10.0, "frame_classifier__shift": 4.0,
+               "frame_classifier__brightness": 0.1, "frame_classifier__max_epochs": 30}
 
 
-def _stn(frame_output, **values):
+def _stn(weights, frame_output: str, val_fraction: float, device: str):
     from .recognizer import STNFrameClassifier
 
-    return STNFrameClassifier(
-        weights=values["weights"], frame_output=frame_output, lr=values["stn_lr"],
-        optimizer=values["stn_optimizer"], weight_decay=values["stn_weight_decay"],
-        batch_size=values["stn_batch_size"], max_epochs=values["stn_max_epochs"], patience=values["stn_patience"],
-        schedule=values["stn_schedule"], label_smoothing=values["stn_label_smoothing"],
-        mixup_alpha=values["stn_mixup_alpha"], sampling=values["stn_sampling"], rotation=values["frame_rotation"],
-        shift=values["frame_shift"], brightness=values["frame_brightness"], val_fraction=values["val_fraction"],
-        device=values["device"])
+    return STNFrameClassifier(weights=weights, frame_output=frame_output, val_fraction=val_fraction, device=device)
 
 
-def build_stn_vote(saliency, vad, frames_per_clip, merge_calm, **stn) -> Recipe:
+def build_stn_vote(weights, saliency, vad, merge_calm, val_fraction, device, **model_params) -> Recipe:
     from emokit_core.estimators import FrameClipModel, MaxVoting
 
     from .frames import FaceSaliencyFrames
 
     # merge_calm: calm (class 1) votes as neutral (class 0), for models that never learnt calm
     vote = MaxVoting(merge={1: 0} if merge_calm else None)
-    return Recipe(FaceSaliencyFrames(saliency=saliency, vad=vad),
-                  FrameClipModel(_stn("posteriors", **stn), vote, max_frames_per_clip=frames_per_clip))
+    model = FrameClipModel(_stn(weights, "posteriors", val_fraction, device), vote)
+    return Recipe(FaceSaliencyFrames(saliency=saliency, vad=vad), model.set_params(**model_params))
 
 
-def build_stn_bilstm(saliency, vad, frames_per_clip, input, layers, hidden, lstm_batch_size, lstm_max_epochs,
-                     lstm_patience, **stn) -> Recipe:
+def build_stn_bilstm(weights, saliency, vad, input, val_fraction, device, **model_params) -> Recipe:
     from emokit_core.estimators import FrameClipModel
 
     from .bilstm import BiLSTMAggregator
     from .frames import FaceSaliencyFrames
 
-    lstm = BiLSTMAggregator(layers=layers, hidden=hidden, batch_size=lstm_batch_size, max_epochs=lstm_max_epochs,
-                            patience=lstm_patience, val_fraction=stn["val_fraction"], device=stn["device"])
-    return Recipe(FaceSaliencyFrames(saliency=saliency, vad=vad),
-                  FrameClipModel(_stn(input, **stn), lstm, max_frames_per_clip=frames_per_clip))
+    # the paper's best bi-LSTM: 2 layers (and attention layers) of 300 units
+    lstm = BiLSTMAggregator(layers=2, hidden=300, val_fraction=val_fraction, device=device)
+    model = FrameClipModel(_stn(weights, input, val_fraction, device), lstm)
+    return Recipe(FaceSaliencyFrames(saliency=saliency, vad=vad), model.set_params(**model_params))
 
 
 @hookimpl
 def register_pipelines(register):
-    quick_stn = {"stn_max_epochs": 10, "stn_patience": 3, "frames_per_clip": 10}
+    quick_stn = {"frame_classifier__max_epochs": 10, "frame_classifier__patience": 3, "max_frames_per_clip": 10}
     register(PipelineSpec(
         "face.stn_vote", "face", "saliency-guided STN fine-tuned on frames -> max-voting (paper Table 3)",
         build_stn_vote,
         params={**STN_PARAMS, "merge_calm": Param(False, "count calm votes as neutral (for 7-class models)")},
-        profiles={"paper": {}, "scratch": SCRATCH_STN, "quick": quick_stn}))
+        profiles={"paper": {}, "scratch": SCRATCH_STN, "quick": quick_stn}, renamed=RENAMED_STN))
     register(PipelineSpec(
         "face.stn_bilstm", "face", "STN per-frame outputs -> attention bi-LSTM (paper best, Table 3)",
         build_stn_bilstm,
         params={**STN_PARAMS,
                 "input": Param("flatten", "what the bi-LSTM reads per frame", choices=("flatten", "fc50", "posteriors")),
-                "layers": Param(2, "bi-LSTM layers (and attention layers)", choices=(1, 2)),
-                "hidden": Param(300, "units per LSTM direction (25-300)"),
-                "lstm_batch_size": Param(64, "clips per bi-LSTM step"),
-                "lstm_max_epochs": Param(500, "bi-LSTM epochs at most"),
-                "lstm_patience": Param(30, "bi-LSTM epochs without macro-F1 gain before stopping")},
+                "aggregator__layers": Param(help="bi-LSTM layers (and attention layers)", choices=(1, 2)),
+                "aggregator__hidden": Param(help="units per LSTM direction (25-300)"),
+                "aggregator__batch_size": Param(help="clips per bi-LSTM step"),
+                "aggregator__max_epochs": Param(help="bi-LSTM epochs at most"),
+                "aggregator__patience": Param(help="bi-LSTM epochs without macro-F1 gain before stopping")},
         profiles={"paper": {},
                   # scratch: without a validation split the bi-LSTM trains a fixed budget too
-                  "scratch": {**SCRATCH_STN, "lstm_max_epochs": 30},
-                  "quick": {**quick_stn, "layers": 1, "hidden": 50, "lstm_max_epochs": 12, "lstm_patience": 5}}))
+                  "scratch": {**SCRATCH_STN, "aggregator__max_epochs": 30},
+                  "quick": {**quick_stn, "aggregator__layers": 1, "aggregator__hidden": 50,
+                            "aggregator__max_epochs": 12, "aggregator__patience": 5}},
+        renamed={**RENAMED_STN, "layers": "aggregator__layers", "hidden": "aggregator__hidden",
+                 **{f"lstm_{k}": f"aggregator__{k}" for k in ("batch_size", "max_epochs", "patience")}}))
 
 EMOKIT_PLUGIN_API = 1
 

@@ -101,11 +101,12 @@ class BiLSTMAggregator(NetworkClassifier):
     clips when ``groups`` is given; at most ``max_epochs`` epochs.
     """
 
-    val_metric = "macro_f1"
-
     def __init__(self, layers: int = 1, hidden: int = 150, dropout: float = 0.3, lr: float = 1e-3,
                  batch_size: int = 64, max_epochs: int = 500, eval_every: int = 0, patience: int = 30,
-                 val_fraction: float = 0.2, device: str = "auto", random_state: int = 0):
+                 val_fraction: float = 0.2, val_metric: str = "macro_f1", device: str = "auto", random_state: int = 0,
+                 optimizer: str = "adam", betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 momentum: float = 0.0, weight_decay: float = 0.0, schedule: str = "constant",
+                 label_smoothing: float = 0.0, mixup_alpha: float = 0.0, sampling: str = "random"):
         self.layers = layers
         self.hidden = hidden
         self.dropout = dropout
@@ -115,8 +116,18 @@ class BiLSTMAggregator(NetworkClassifier):
         self.eval_every = eval_every
         self.patience = patience
         self.val_fraction = val_fraction
+        self.val_metric = val_metric
         self.device = device
         self.random_state = random_state
+        self.optimizer = optimizer
+        self.betas = betas
+        self.eps = eps
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+        self.schedule = schedule
+        self.label_smoothing = label_smoothing
+        self.mixup_alpha = mixup_alpha
+        self.sampling = sampling
 
     # -- NetworkClassifier hooks --------------------------------------------------------------
     def build_network(self, n_classes: int, pretrained: bool):
@@ -129,12 +140,6 @@ class BiLSTMAggregator(NetworkClassifier):
 
     def log_probs(self, net, batch):
         return net(*batch)[0]
-
-    def loss(self, log_probs, targets):
-        import torch.nn.functional as F
-
-        weight = self.class_weights_.to(log_probs.device, log_probs.dtype)
-        return F.nll_loss(log_probs, targets, weight=weight)  # NLL on log-softmax = cross-entropy
 
     # -- scikit-learn API ---------------------------------------------------------------------
     def fit(self, sequences: Sequence[np.ndarray], y: np.ndarray, groups: np.ndarray | None = None

@@ -26,8 +26,10 @@ class STNFrameClassifier(NetworkClassifier):
 
     def __init__(self, weights: WeightsRef | None = None, frame_output: str = "posteriors", size: int = 48,
                  lr: float = 1e-3, dropout: float = 0.5, batch_size: int = 128, max_epochs: int = 500,
-                 patience: int = 30, val_fraction: float = 0.2, device: str = "auto", random_state: int = 0,
-                 optimizer: str = "adam", weight_decay: float = 0.0, schedule: str = "constant",
+                 eval_every: int = 0, patience: int = 30, val_fraction: float = 0.2, val_metric: str = "accuracy",
+                 device: str = "auto", random_state: int = 0, optimizer: str = "adam",
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, momentum: float = 0.0,
+                 weight_decay: float = 0.0, schedule: str = "constant",
                  label_smoothing: float = 0.0, mixup_alpha: float = 0.0, sampling: str = "random",
                  rotation: float = 0.0, shift: float = 0.0, brightness: float = 0.0):
         self.weights = weights
@@ -37,11 +39,16 @@ class STNFrameClassifier(NetworkClassifier):
         self.dropout = dropout
         self.batch_size = batch_size
         self.max_epochs = max_epochs
+        self.eval_every = eval_every  # 0: once per epoch
         self.patience = patience
         self.val_fraction = val_fraction
+        self.val_metric = val_metric
         self.device = device
         self.random_state = random_state
         self.optimizer = optimizer
+        self.betas = betas
+        self.eps = eps
+        self.momentum = momentum
         self.weight_decay = weight_decay
         self.schedule = schedule
         self.label_smoothing = label_smoothing
@@ -50,8 +57,6 @@ class STNFrameClassifier(NetworkClassifier):
         self.rotation = rotation
         self.shift = shift
         self.brightness = brightness
-
-    eval_every = 0  # once per epoch
 
     def build_network(self, n_classes: int, pretrained: bool):
         import torch

@@ -55,9 +55,7 @@ def build_deepspectrum_svc(weights, vad: str, C: float, device: str) -> Recipe:
     return Recipe(DeepSpectrumFc7(weights=weights, vad=vad, device=device), _svc(C))
 
 
-def build_panns_ft(weights, width: float, vad: str, lr: float, batch_size: int, max_iterations: int,
-                   eval_every: int, patience: int, val_fraction: float, freeze_blocks: int, crop_seconds: float,
-                   device: str, **recipe) -> Recipe:
+def build_panns_ft(weights, width: float, vad: str, device: str, **model_params) -> Recipe:
     from emokit_core.errors import EmokitError
 
     from .finetune import Cnn14FineTuner, Waveform
@@ -65,29 +63,25 @@ def build_panns_ft(weights, width: float, vad: str, lr: float, batch_size: int, 
     if weights is not None and width != 1.0:
         raise EmokitError(f"speech.panns_ft: the published CNN14 weights need width=1.0, not {width}",
                           "use --profile paper, or -p speech.panns_ft.width=1")
-    return Recipe(Waveform(vad=vad), Cnn14FineTuner(
-        weights=weights, width=width, lr=lr, batch_size=batch_size, max_iterations=max_iterations,
-        eval_every=eval_every, patience=patience, val_fraction=val_fraction, freeze_blocks=freeze_blocks,
-        crop_seconds=crop_seconds, device=device, **recipe))
+    model = Cnn14FineTuner(weights=weights, width=width, device=device)
+    return Recipe(Waveform(vad=vad), model.set_params(**model_params))
 
 
-def build_alexnet_ft(weights, vad: str, lr: float, momentum: float, weight_decay: float, batch_size: int,
-                     max_epochs: int, patience: int, val_fraction: float, device: str, **recipe) -> Recipe:
+def build_alexnet_ft(weights, vad: str, device: str, **model_params) -> Recipe:
     from .finetune import AlexNetFineTuner, SpectrogramImage
 
-    return Recipe(SpectrogramImage(vad=vad), AlexNetFineTuner(
-        weights=weights, lr=lr, momentum=momentum, weight_decay=weight_decay, batch_size=batch_size,
-        max_epochs=max_epochs, patience=patience, val_fraction=val_fraction, device=device, **recipe))
+    return Recipe(SpectrogramImage(vad=vad), AlexNetFineTuner(weights=weights, device=device).set_params(**model_params))
 
 
-#: The training-loop options of the recipe for training from scratch (docs/augmentation.md);
-#: their defaults are the paper's recipe.
+#: The training-loop options of the recipe for training from scratch (docs/augmentation.md).  Like
+#: every fine-tuning parameter declared without a default, they are the fine-tuner's own, with its
+#: defaults (Cnn14FineTuner, AlexNetFineTuner: the paper's recipe).
 LOOP_PARAMS = {
-    "schedule": Param("constant", "learning-rate schedule: constant, or one_cycle (peaking at lr over the budget)",
+    "schedule": Param(help="learning-rate schedule: constant, or one_cycle (peaking at lr over the budget)",
                       choices=("constant", "one_cycle")),
-    "label_smoothing": Param(0.0, "label smoothing of the cross-entropy (0 = plain NLL)"),
-    "mixup_alpha": Param(0.0, "mixup of training batches, Beta(alpha, alpha) weights (0 = off; PANNs: 1.0)"),
-    "sampling": Param("random", "training batches: random (independent draws) or epochs (shuffled passes)",
+    "label_smoothing": Param(help="label smoothing of the cross-entropy (0 = plain NLL)"),
+    "mixup_alpha": Param(help="mixup of training batches, Beta(alpha, alpha) weights (0 = off; PANNs: 1.0)"),
+    "sampling": Param(help="training batches: random (independent draws) or epochs (shuffled passes)",
                       choices=("random", "epochs")),
 }
 #: The scratch recipe's training loop: AdamW, one-cycle, label smoothing, shuffled epochs, no
@@ -115,26 +109,27 @@ def register_pipelines(register):
         params={"weights": Param(None, "PANNs CNN14 16 kHz checkpoint: a name from `emokit weights` or a path",
                                  weights=True),
                 "width": Param(1.0, "channel width of CNN14 (1.0 = the published network)"),
-                "vad": VAD, "lr": Param(1e-3, "learning rate (the peak of a one_cycle schedule)"),
-                "optimizer": Param("adam", "adam, or adamw (decoupled weight decay)", choices=("adam", "adamw")),
-                "weight_decay": Param(0.0, "weight decay"), "batch_size": Param(24, "clips per step"),
-                "max_iterations": Param(30000, "training steps at most (when max_epochs is 0)"),
-                "max_epochs": Param(0, "training budget in passes over the training clips (0 = max_iterations)"),
-                "eval_every": Param(200, "steps between validation checks"),
-                "patience": Param(10, "validation checks without improvement before stopping (0 = never stop)"),
-                "val_fraction": Param(0.2, "share of the training actors held out for early stopping (0 = none)"),
-                "freeze_blocks": Param(0, "conv blocks (from the input) kept frozen: 0 = all trainable, 6 = head only"),
-                "crop_seconds": Param(0.0, "training clips cut to a random window of this length, or zero-padded "
+                "vad": VAD, "lr": Param(help="learning rate (the peak of a one_cycle schedule)"),
+                "optimizer": Param(help="adam, or adamw (decoupled weight decay)", choices=("adam", "adamw")),
+                "weight_decay": Param(help="weight decay"), "batch_size": Param(help="clips per step"),
+                "max_iterations": Param(help="training steps at most (when max_epochs is 0)"),
+                "max_epochs": Param(help="training budget in passes over the training clips (0 = max_iterations)"),
+                "eval_every": Param(help="steps between validation checks"),
+                "patience": Param(help="validation checks without improvement before stopping (0 = never stop)"),
+                "val_fraction": Param(help="share of the training actors held out for early stopping (0 = none)"),
+                "freeze_blocks": Param(help="conv blocks (from the input) kept frozen: 0 = all trainable, "
+                                            "6 = head only"),
+                "crop_seconds": Param(help="training clips cut to a random window of this length, or zero-padded "
                                            "to it (0 = whole clips)"),
                 **LOOP_PARAMS,
-                "shift_seconds": Param(0.0, "random time shift of training waveforms, up to this many seconds"),
-                "gain_db": Param(0.0, "random gain of training waveforms, up to this many dB either way"),
-                "time_stripes": Param(0, "SpecAugment: time stripes zeroed on the training log-mel"),
-                "time_stripe_frames": Param(40, "SpecAugment: widest time stripe, in 10-ms frames"),
-                "freq_stripes": Param(0, "SpecAugment: frequency stripes zeroed on the training log-mel"),
-                "freq_stripe_bins": Param(8, "SpecAugment: widest frequency stripe, in mel bins (of 64)"),
-                "conv_dropout": Param(0.2, "dropout after each conv block (PANNs: 0.2)"),
-                "fc_dropout": Param(0.5, "dropout on the pooled features and the embedding (PANNs: 0.5)"),
+                "shift_seconds": Param(help="random time shift of training waveforms, up to this many seconds"),
+                "gain_db": Param(help="random gain of training waveforms, up to this many dB either way"),
+                "time_stripes": Param(help="SpecAugment: time stripes zeroed on the training log-mel"),
+                "time_stripe_frames": Param(help="SpecAugment: widest time stripe, in 10-ms frames"),
+                "freq_stripes": Param(help="SpecAugment: frequency stripes zeroed on the training log-mel"),
+                "freq_stripe_bins": Param(help="SpecAugment: widest frequency stripe, in mel bins (of 64)"),
+                "conv_dropout": Param(help="dropout after each conv block (PANNs: 0.2)"),
+                "fc_dropout": Param(help="dropout on the pooled features and the embedding (PANNs: 0.5)"),
                 "device": DEVICE},
         profiles={"paper": {},
                   # scratch: the recipe that trains CNN14 from random weights (68.1 % on RAVDESS at
@@ -152,19 +147,19 @@ def register_pipelines(register):
         "speech.alexnet_ft", "speech", "AlexNet fine-tuned on DeepSpectrum images, cross-entropy, SGD (paper Table 1)",
         build_alexnet_ft,
         params={"weights": Param(None, "torchvision ImageNet alexnet state dict: a name or a path", weights=True),
-                "vad": VAD, "lr": Param(1e-3, "learning rate (the peak of a one_cycle schedule)"),
-                "optimizer": Param("sgd", "sgd (with momentum), or adamw", choices=("sgd", "adamw")),
-                "momentum": Param(0.9, "SGD momentum"),
-                "weight_decay": Param(5e-4, "weight decay"), "batch_size": Param(24, "images per step"),
-                "max_epochs": Param(500, "epochs at most"),
-                "patience": Param(30, "epochs without validation gain before stopping (0 = never stop)"),
-                "val_fraction": Param(0.2, "share of the training actors held out for early stopping (0 = none)"),
+                "vad": VAD, "lr": Param(help="learning rate (the peak of a one_cycle schedule)"),
+                "optimizer": Param(help="sgd (with momentum), or adamw", choices=("sgd", "adamw")),
+                "momentum": Param(help="SGD momentum"),
+                "weight_decay": Param(help="weight decay"), "batch_size": Param(help="images per step"),
+                "max_epochs": Param(help="epochs at most"),
+                "patience": Param(help="epochs without validation gain before stopping (0 = never stop)"),
+                "val_fraction": Param(help="share of the training actors held out for early stopping (0 = none)"),
                 **LOOP_PARAMS,
-                "shift_pixels": Param(0, "random time shift of training images, up to this many columns (of 227)"),
-                "time_stripes": Param(0, "SpecAugment: time stripes (columns) set to the mean colour"),
-                "time_stripe_pixels": Param(23, "SpecAugment: widest time stripe, in columns"),
-                "freq_stripes": Param(0, "SpecAugment: frequency stripes (rows) set to the mean colour"),
-                "freq_stripe_pixels": Param(28, "SpecAugment: widest frequency stripe, in rows"),
+                "shift_pixels": Param(help="random time shift of training images, up to this many columns (of 227)"),
+                "time_stripes": Param(help="SpecAugment: time stripes (columns) set to the mean colour"),
+                "time_stripe_pixels": Param(help="SpecAugment: widest time stripe, in columns"),
+                "freq_stripes": Param(help="SpecAugment: frequency stripes (rows) set to the mean colour"),
+                "freq_stripe_pixels": Param(help="SpecAugment: widest frequency stripe, in rows"),
                 "device": DEVICE},
         profiles={"paper": {},
                   # scratch: the CNN14 recipe carried over to the image (a 227-px image spans a

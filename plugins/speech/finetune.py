@@ -68,12 +68,14 @@ class Cnn14FineTuner(NetworkClassifier):
     """
 
     sample_rate = 16000
+    budget_settings = ("max_epochs", "max_iterations")
 
     def __init__(self, weights: WeightsRef | None = None, width: float = 1.0, lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, batch_size: int = 24,
                  max_iterations: int = 30000, eval_every: int = 200, patience: int = 10, val_fraction: float = 0.2,
-                 freeze_blocks: int = 0, crop_seconds: float = 0.0, device: str = "auto", random_state: int = 0,
-                 optimizer: str = "adam", weight_decay: float = 0.0, schedule: str = "constant",
+                 val_metric: str = "accuracy", freeze_blocks: int = 0, crop_seconds: float = 0.0,
+                 device: str = "auto", random_state: int = 0, optimizer: str = "adam", momentum: float = 0.0,
+                 weight_decay: float = 0.0, schedule: str = "constant",
                  label_smoothing: float = 0.0, mixup_alpha: float = 0.0, sampling: str = "random",
                  max_epochs: int = 0, shift_seconds: float = 0.0, gain_db: float = 0.0, time_stripes: int = 0,
                  time_stripe_frames: int = 40, freq_stripes: int = 0, freq_stripe_bins: int = 8,
@@ -88,11 +90,13 @@ class Cnn14FineTuner(NetworkClassifier):
         self.eval_every = eval_every
         self.patience = patience
         self.val_fraction = val_fraction
+        self.val_metric = val_metric
         self.freeze_blocks = freeze_blocks
         self.crop_seconds = crop_seconds
         self.device = device
         self.random_state = random_state
         self.optimizer = optimizer
+        self.momentum = momentum
         self.weight_decay = weight_decay
         self.schedule = schedule
         self.label_smoothing = label_smoothing
@@ -193,20 +197,24 @@ class AlexNetFineTuner(NetworkClassifier):
     """
 
     def __init__(self, weights: WeightsRef | None = None, lr: float = 1e-3, momentum: float = 0.9,
-                 weight_decay: float = 5e-4, batch_size: int = 24, max_epochs: int = 500, eval_every: int = 0,
-                 patience: int = 30, val_fraction: float = 0.2, device: str = "auto", random_state: int = 0,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 5e-4,
+                 batch_size: int = 24, max_epochs: int = 500, eval_every: int = 0, patience: int = 30,
+                 val_fraction: float = 0.2, val_metric: str = "accuracy", device: str = "auto", random_state: int = 0,
                  optimizer: str = "sgd", schedule: str = "constant", label_smoothing: float = 0.0,
                  mixup_alpha: float = 0.0, sampling: str = "random", shift_pixels: int = 0, time_stripes: int = 0,
                  time_stripe_pixels: int = 23, freq_stripes: int = 0, freq_stripe_pixels: int = 28):
         self.weights = weights
         self.lr = lr
         self.momentum = momentum
+        self.betas = betas
+        self.eps = eps
         self.weight_decay = weight_decay
         self.batch_size = batch_size
         self.max_epochs = max_epochs
         self.eval_every = eval_every
         self.patience = patience
         self.val_fraction = val_fraction
+        self.val_metric = val_metric
         self.device = device
         self.random_state = random_state
         self.optimizer = optimizer
