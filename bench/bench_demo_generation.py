@@ -59,7 +59,7 @@ def main(argv=None) -> int:
                 height=args.height)
     again = time.perf_counter() - t1
 
-    manifest = ds.read_manifest(root)
+    manifest = ds.read_generation_record(root)
     n = manifest["clips"]
     size = sum(f["bytes"] for f in manifest["files"])
     self_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -31,9 +31,13 @@ import numpy as np
 
 try:
     from emokit_plugins.corpora import demo_synth as ds
+    from emokit_plugins.corpora.synth_cues import make_actor
+    from emokit_plugins.corpora.synth_face import FaceRenderer
 except ImportError:  # running from a checkout that is not installed
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from plugins.corpora import demo_synth as ds  # type: ignore
+    from plugins.corpora.synth_cues import make_actor  # type: ignore
+    from plugins.corpora.synth_face import FaceRenderer  # type: ignore
 
 SR = 16000
 N_MFCC = 20
@@ -112,7 +116,7 @@ def features_direct(spec: ds.ClipSpec, seed: int) -> tuple[np.ndarray, np.ndarra
     from scipy.signal import resample_poly
 
     audio, params, pose, blink = ds.render_clip(spec, seed)
-    renderer = ds._FaceRenderer(ds._actor(seed, spec.actor))
+    renderer = FaceRenderer(make_actor(seed, spec.actor))
     faces = []
     for k in range(0, len(params), FRAME_STEP):
         img = renderer.draw(params[k], pose[k], blink[k])

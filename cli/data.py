@@ -35,8 +35,8 @@ def demo_command(
     started = time.perf_counter()
     progress = generation_progress(RichReporter(quiet=quiet), "generating the demo corpus")
     options = {"repetitions": repetitions, "height": height}
-    corpus = get_host().corpus("demo").load(out_dir, actors=actors, seed=seed, progress=progress, workers=workers,
-                                            **{k: v for k, v in options.items() if v is not None})
+    corpus = get_host().read_corpus("demo", out_dir, actors=actors, seed=seed, progress=progress, workers=workers,
+                                    **{k: v for k, v in options.items() if v is not None})
     seconds = time.perf_counter() - started
     summary = {"root": str(corpus.root), "clips": len(corpus.clips), "actors": len({c.actor for c in corpus.clips}),
                "folds": corpus.folds, "seconds": round(seconds, 2)}
@@ -57,7 +57,7 @@ def info_command(
     from emokit_core.plugins import get_host
 
     name = corpus or corpus_reader(data)
-    loaded = get_host().corpus(name).load(data)
+    loaded = get_host().read_corpus(name, data)
     summary = {"name": loaded.name, "root": str(loaded.root), "clips": len(loaded.clips),
                "modalities": sorted(loaded.modalities), "classes": dict(Counter(c.label for c in loaded.clips)),
                "actors": len({c.actor for c in loaded.clips}), "folds": loaded.folds, "problems": loaded.problems}

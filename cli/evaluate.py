@@ -19,7 +19,7 @@ def _metrics_table(ev):
 
     run = ev.run
     table = Table(show_header=False, title_justify="left",
-                  title=f"run {run['run_id']}: {run['ref']} on {run['corpus']['name']} "
+                  title=f"run {run.run_id}: {run.ref} on {run.corpus.name} "
                         f"({ev.n} clips, {len(ev.fold_accuracy)} folds)")
     table.add_column(style="bold")
     table.add_column(justify="right")
@@ -60,23 +60,23 @@ def evaluate_command(
     recall, precision and F1, and the confusion matrix averaged over folds.
     """
     from emokit_core.evaluation import (confusion_text, evaluate_run, plot_confusion, plot_fold_accuracy,
-                                        plot_per_class_f1, resolve_run)
+                                        plot_per_class_f1)
 
     reg = open_registry(registry)
-    evs = [evaluate_run(reg, resolve_run(reg, ref)["run_id"]) for ref in runs]
+    evs = [evaluate_run(reg, reg.find_run(ref).run_id) for ref in runs]
     pngs: dict[int | str, list[str]] = {}
     if png_dir is not None:
         for ev in evs:
-            path = plot_confusion(ev, png_dir / f"confusion_run{ev.run['run_id']}.png")
-            pngs[ev.run["run_id"]] = [str(path)]
-        ids = "_".join(str(ev.run["run_id"]) for ev in evs)
+            path = plot_confusion(ev, png_dir / f"confusion_run{ev.run.run_id}.png")
+            pngs[ev.run.run_id] = [str(path)]
+        ids = "_".join(str(ev.run.run_id) for ev in evs)
         pngs["all"] = [str(plot_fold_accuracy(evs, png_dir / f"fold_accuracy_runs{ids}.png")),
                        str(plot_per_class_f1(evs, png_dir / f"per_class_f1_runs{ids}.png"))]
         for paths in pngs.values():
             for path in paths:
                 err.print(f"wrote {path}", highlight=False)
     if as_json:
-        print_json([{**ev.to_dict(), "png": pngs.get(ev.run["run_id"], []) + pngs.get("all", [])} for ev in evs])
+        print_json([{**ev.to_dict(), "png": pngs.get(ev.run.run_id, []) + pngs.get("all", [])} for ev in evs])
         return
     for ev in evs:
         out.print(_metrics_table(ev))

@@ -45,7 +45,7 @@ def predict_command(
         for result, target in zip(results, timeline_paths(timeline, paths)):
             reporter.info(f"timeline of {result.path}: {save_timeline(result, target)}")
     if as_json:
-        print_json({"model": predictor.name, "run_id": predictor.run["run_id"], "classes": list(predictor.classes),
+        print_json({"model": predictor.name, "run_id": predictor.run.run_id, "classes": list(predictor.classes),
                     "predictions": [r.to_dict() for r in results]})
         return
     show_predictions(predictor, results)
@@ -54,7 +54,7 @@ def predict_command(
 def show_predictions(predictor, results) -> None:
     from rich.table import Table
 
-    table = Table(title=f"{predictor.name} (run {predictor.run['run_id']}): mean of each run's fold models",
+    table = Table(title=f"{predictor.name} (run {predictor.run.run_id}): mean of each run's fold models",
                   title_justify="left")
     for column in ("clip", "model", "label", *(f"{c} %" for c in predictor.classes)):
         table.add_column(column, justify="right" if column.endswith(" %") else "left")

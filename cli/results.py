@@ -27,7 +27,7 @@ def runs_command(
         return
     runs = open_registry(registry).list_runs(corpus=corpus, model=model, limit=limit, tag=tag)
     if as_json:
-        print_json(runs)
+        print_json([r.as_dict() for r in runs])
         return
     from rich.table import Table
 
@@ -36,11 +36,10 @@ def runs_command(
                    "started"):
         table.add_column(column, justify="right" if column in ("run", "version", "seed", "folds") else "left")
     for r in runs:
-        s = r.get("scores") or {}
+        s = r.scores
         acc = f"{pct(s.get('accuracy'))} ± {100 * s['ci95']:.2f}" if "ci95" in s else pct(s.get("accuracy"))
-        table.add_row(str(r["run_id"]), r["model"], str(r["version"]), r.get("corpus") or "-", r.get("profile") or "-",
-                      str(r.get("seed")), r.get("status") or "-", str(r.get("n_folds", "-")),
-                      acc, pct(s.get("macro_f1")), str(r.get("started_at", ""))[:19])
+        table.add_row(str(r.run_id), r.model, str(r.version), r.corpus.name, r.profile or "-", str(r.seed),
+                      r.status, str(r.n_folds), acc, pct(s.get("macro_f1")), str(r.started_at or "")[:19])
     out.print(table)
 
 
@@ -54,35 +53,35 @@ def show_command(
     """Everything recorded about one run: parameters, folds, scores, artifacts, libraries."""
     run = open_registry(registry or ctx.obj).get_run(run_id)
     if as_json:
-        print_json(run)
+        print_json(run.as_dict())
         return
     from rich.table import Table
 
-    head = Table(show_header=False, title=f"run {run_id}: {run['model']} v{run['version']}", title_justify="left")
+    head = Table(show_header=False, title=f"run {run_id}: {run.model} v{run.version}", title_justify="left")
     head.add_column(style="bold")
     head.add_column()
-    run = {**run, "corpus": run["corpus"]["name"] if isinstance(run.get("corpus"), dict) else run.get("corpus")}
-    for key in ("status", "corpus", "profile", "seed", "config_hash", "started_at", "finished_at", "seconds",
-                "weights", "inputs", "command", "error"):
-        if run.get(key) not in (None, "", {}):
-            head.add_row(key, str(run[key]))
-    head.add_row("params", ", ".join(f"{k}={v!r}" for k, v in (run.get("params") or {}).items()) or "-")
-    head.add_row("libraries", ", ".join(f"{k} {v}" for k, v in (run.get("library_versions") or {}).items()))
-    head.add_row("tags", ", ".join(f"{k}={v}" for k, v in (run.get("tags") or {}).items()) or "-")
+    facts = {"status": run.status, "corpus": run.corpus.name, "profile": run.profile, "seed": run.seed,
+             "config_hash": run.config_hash, "started_at": run.started_at, "finished_at": run.finished_at,
+             "seconds": run.seconds, "weights": run.weights, "inputs": run.inputs, "command": run.command,
+             "error": run.error}
+    for key, value in facts.items():
+        if value not in (None, "", {}):
+            head.add_row(key, str(value))
+    head.add_row("params", ", ".join(f"{k}={v!r}" for k, v in run.params.items()) or "-")
+    head.add_row("libraries", ", ".join(f"{k} {v}" for k, v in run.library_versions.items()))
+    head.add_row("tags", ", ".join(f"{k}={v}" for k, v in run.tags.items()) or "-")
     out.print(head)
     folds = Table(title="folds", title_justify="left")
     for column in ("fold", "held-out actors", "train", "test", "accuracy %", "macro-F1 %", "seconds", "artifacts"):
         folds.add_column(column)
-    held_out = run.get("folds") or []
     artifacts: dict = {}
-    for a in run.get("artifacts", []):
-        artifacts.setdefault(a["fold"], []).append(a)
-    for f in run.get("fold_results", []):
-        s = f.get("scores", {})
-        folds.add_row(str(f["fold"]), " ".join(held_out[f["fold"]]) if f["fold"] < len(held_out) else "-",
-                      str(f.get("n_train")), str(f.get("n_test")), pct(s.get("accuracy")), pct(s.get("macro_f1")),
-                      f"{f.get('seconds', 0):.1f}", ", ".join(f"{a['name']} {a['sha256'][:12]}" for a in artifacts.get(f["fold"], [])))
-    pooled = run.get("scores") or {}
+    for a in run.artifacts:
+        artifacts.setdefault(a.fold, []).append(a)
+    for f in run.fold_results:
+        folds.add_row(str(f.fold), " ".join(f.held_out) if f.held_out is not None else "-", str(f.n_train),
+                      str(f.n_test), pct(f.scores.get("accuracy")), pct(f.scores.get("macro_f1")), f"{f.seconds:.1f}",
+                      ", ".join(f"{a.name} {a.sha256[:12]}" for a in artifacts.get(f.fold, [])))
+    pooled = run.scores
     if pooled:
         folds.add_section()
         folds.add_row("pooled", "", "", str(int(pooled.get("n", 0))),
@@ -106,7 +105,7 @@ def leaderboard_command(
     rows = open_registry(registry).leaderboard(corpus=corpus, modality=modality, metric=metric,
                                                all_versions=all_versions, tag=tag)
     if as_json:
-        print_json(rows)
+        print_json([r.as_dict() for r in rows])
         return
     if not rows:
         err.print(f"no finished run with a pooled {metric!r} score matches", highlight=False)
@@ -126,15 +125,15 @@ def leaderboard_command(
     for column in columns:
         table.add_column(column)
     for rank, r in enumerate(rows, 1):
-        cells = [str(rank), r["corpus"], f"{r['model']}@{r['version']}", str(r["run_id"]), r.get("profile") or "-",
-                 f"{pct(r.get('accuracy'))} ± {100 * (r.get('ci95') or 0):.2f}",
-                 "-" if r.get("fold_mean") is None else f"{pct(r['fold_mean'])} ± {100 * r['fold_std']:.2f}",
-                 pct(r.get("macro_f1")), pct(r.get("uar")), str(r.get("n_folds")), str(r.get("n_clips"))]
+        cells = [str(rank), r.corpus, f"{r.model}@{r.version}", str(r.run_id), r.profile or "-",
+                 f"{pct(r.accuracy)} ± {100 * (r.ci95 or 0):.2f}",
+                 "-" if r.fold_mean is None else f"{pct(r.fold_mean)} ± {100 * r.fold_std:.2f}",
+                 pct(r.macro_f1), pct(r.uar), str(r.n_folds), str(r.n_clips)]
         if metric not in ("accuracy", "macro_f1", "uar"):
-            cells.insert(5, f"{r['value']:.4g}")
+            cells.insert(5, f"{r.value:.4g}")
         if all_versions:
-            differs = ", ".join(f"{k}={v!r}" for k, v in r["differs"].items())
-            cells.append(f"{r['config_hash'][:10]}" + (f" ({differs})" if differs else ""))
+            differs = ", ".join(f"{k}={v!r}" for k, v in r.differs.items())
+            cells.append(r.config_hash[:10] + (f" ({differs})" if differs else ""))
         table.add_row(*cells)
     out.print(table)
 

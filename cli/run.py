@@ -50,16 +50,17 @@ def load_corpus(corpus: Optional[str], data: Optional[Path], *, folds: Optional[
 
     if corpus is None:
         corpus = corpus_reader(data)
-    spec = get_host().corpus(corpus)
+    host = get_host()
+    spec = host.corpus(corpus)
     if spec.needs_path:
         if data is None:
             raise EmokitError(f"corpus {corpus} needs --data PATH", "e.g. emokit run ... --data ~/RAVDESS")
         if actors is not None:
             raise EmokitError("--actors applies to the generated demo corpus only", "drop --actors")
-        return spec.load(data, **({"folds": folds} if folds else {}))
+        return host.read_corpus(corpus, data, **({"folds": folds} if folds else {}))
     if folds:
         raise EmokitError(f"the {corpus} corpus brings its own folds", "drop --folds")
-    return spec.load(data, progress=generation_progress(reporter, f"generating the {corpus} corpus"),
+    return host.read_corpus(corpus, data, progress=generation_progress(reporter, f"generating the {corpus} corpus"),
                      workers=workers, **({"actors": actors} if actors else {}))
 
 

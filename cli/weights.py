@@ -25,9 +25,9 @@ def add_command(
     """Register a local checkpoint under NAME, recording its SHA-256 (checked at every use)."""
     row = open_registry(registry).add_weights(name, path, kind=kind, replace=replace)
     if as_json:
-        print_json(row)
+        print_json(row.as_dict())
     else:
-        out.print(f"weights {row['name']}: {row['path']} ({row['size'] / 2**20:.1f} MiB, sha256 {row['sha256'][:16]}…)",
+        out.print(f"weights {row.name}: {row.path} ({row.size / 2**20:.1f} MiB, sha256 {row.sha256[:16]}…)",
                   highlight=False)
 
 
@@ -36,7 +36,7 @@ def list_command(registry: Optional[str] = RegistryOption, as_json: bool = JsonO
     """Registered checkpoints."""
     rows = open_registry(registry).list_weights()
     if as_json:
-        print_json(rows)
+        print_json([r.as_dict() for r in rows])
         return
     from rich.table import Table
 
@@ -44,7 +44,7 @@ def list_command(registry: Optional[str] = RegistryOption, as_json: bool = JsonO
     for column in ("name", "kind", "path", "MiB", "sha256"):
         table.add_column(column)
     for r in rows:
-        table.add_row(r["name"], r["kind"] or "-", r["path"], f"{r['size'] / 2**20:.1f}", r["sha256"][:16] + "…")
+        table.add_row(r.name, r.kind or "-", r.path, f"{r.size / 2**20:.1f}", r.sha256[:16] + "…")
     out.print(table)
 
 

@@ -1,7 +1,8 @@
 """On-disk feature cache keyed by content and configuration.
 
-Key = SHA-256 of (the clip's content fingerprint, the extractor's registered name, its
-parameters, its ``cache_version`` and the checksum of any weights it uses).  A clip's
+Key = SHA-256 of (the clip's content fingerprint, the extractor's class as
+``module.qualname``, its parameters, its ``cache_version``, the checksum of any weights it
+uses and emokit's decoder version).  A clip's
 content fingerprint is the SHA-256 of its media file(s), memoised by path, size and
 mtime so that unchanged files are not re-hashed on every run.
 """

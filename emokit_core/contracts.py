@@ -18,6 +18,8 @@ if TYPE_CHECKING:  # numpy is not imported at start-up: `emokit --help` stays fa
 SPEECH = "speech"
 FACE = "face"
 FUSION = "fusion"
+# what the names of each modality's pipelines start with
+PIPELINE_PREFIX = {SPEECH: "speech.", FACE: "face.", FUSION: "fuse."}
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,10 @@ class Corpus:
     classes: tuple[str, ...]
     folds: list[list[str]]
     problems: list[str] = field(default_factory=list)
+    # the corpus-table name that read it and its options (PluginHost.read_corpus), so that it
+    # can be read again the same way
+    reader: str | None = None
+    reader_options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def modalities(self) -> frozenset[str]:
@@ -101,9 +107,11 @@ class VideoInfo:
 class Extractor(Protocol):
     """Media -> features, deterministic, cached by the core.
 
-    Speech extractors implement :meth:`extract_audio`; face extractors implement
-    :meth:`open_clip`, which returns a :class:`FrameSink` the core feeds frame by frame so
-    that a video is decoded once and never held whole in memory.  ``cache_version`` and
+    Speech extractors implement :meth:`~SpeechExtractor.extract_audio` (or the batched pair of
+    :class:`BatchedSpeechExtractor`); face extractors implement :meth:`~FaceExtractor.open_clip`,
+    which returns a :class:`FrameSink` the core feeds frame by frame so that a video is decoded
+    once and never held whole in memory.  The core tells them apart by these methods (the
+    runtime-checkable protocols below).  ``cache_version`` and
     ``weights_sha256`` are part of the cache key: bump the first when outputs change.  Pretrained
     weights reach a pipeline's ``build`` as :class:`~emokit_core.specs.WeightsRef` (declared
     with ``Param(..., weights=True)``); the runner records them in the run's registry row.
@@ -116,13 +124,17 @@ class Extractor(Protocol):
     def get_params(self, deep: bool = True) -> dict[str, Any]: ...
 
 
-class SpeechExtractor(Extractor, Protocol):
+@runtime_checkable
+class SpeechExtractor(Protocol):
+    """An :class:`Extractor` of one clip's audio at a time."""
+
     def extract_audio(self, audio: np.ndarray, sample_rate: int, clip: Clip) -> np.ndarray:
         """16 kHz mono float32 waveform -> a feature vector or a ``[steps, dim]`` array."""
 
 
-class BatchedSpeechExtractor(Extractor, Protocol):
-    """A speech extractor whose model runs best on batches (a network on a GPU).
+@runtime_checkable
+class BatchedSpeechExtractor(Protocol):
+    """An :class:`Extractor` of speech whose model runs best on batches (a network on a GPU).
 
     ``prepare_audio`` runs per clip in the decoding workers (e.g. VAD, padding, an image);
     the core then calls ``extract_batch`` in the main process on up to ``batch_size``
@@ -150,7 +162,10 @@ class FrameSink(Protocol):
         """The clip's features: a ``[frames, ...]`` array (or a vector)."""
 
 
-class FaceExtractor(Extractor, Protocol):
+@runtime_checkable
+class FaceExtractor(Protocol):
+    """An :class:`Extractor` of a video's frames."""
+
     def open_clip(self, clip: Clip, info: VideoInfo) -> FrameSink: ...
 
 

@@ -155,8 +155,8 @@ def grouped_folds(clips: Sequence[Clip], n_folds: int, seed: int) -> list[list[s
 
     actors = sorted({c.actor for c in clips})
     if len(actors) < n_folds:
-        raise CorpusError(f"{len(actors)} speakers cannot fill {n_folds} folds",
-                          "use fewer folds (--n-folds) or add speakers")
+        raise CorpusError(f"{len(actors)} actors (speakers) cannot fill {n_folds} folds",
+                          "use fewer folds (--n-folds) or add actors")
     labels = [c.label for c in clips]
     groups = [c.actor for c in clips]
     splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)

@@ -52,3 +52,11 @@ class SchemaTooNewError(RegistryError):
 
 class WeightsError(EmokitError):
     """A checkpoint that cannot be read, or that does not fit the architecture."""
+
+
+class EvaluationError(EmokitError):
+    """A run that cannot be evaluated (unfinished, or without predictions)."""
+
+
+class CompareError(EmokitError):
+    """Runs that cannot be compared (too few, unfinished, or not on the same clips and folds)."""

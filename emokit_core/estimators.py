@@ -15,6 +15,14 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 
 
+def fit_grouped(model: Any, X: Any, y: np.ndarray, groups: np.ndarray | None) -> Any:
+    """``model.fit(X, y)``, with the actors as ``groups=`` where its fit takes them (models that
+    hold out validation data do, so that it is whole actors). Returns what fit returns."""
+    if groups is not None and "groups" in inspect.signature(model.fit).parameters:
+        return model.fit(X, y, groups=groups)
+    return model.fit(X, y)
+
+
 class VectorClipModel(ClassifierMixin, BaseEstimator):
     """One feature vector per clip -> ``estimator`` (any classifier with predict_proba)."""
 
@@ -64,18 +72,13 @@ class FrameClipModel(ClassifierMixin, BaseEstimator):
         labels = np.repeat(y, counts)
         self.__dict__.pop("_last_outputs", None)
         self.frame_classifier_ = clone(self.frame_classifier)
-        if groups is not None and "groups" in inspect.signature(self.frame_classifier_.fit).parameters:
-            # Frames carry their clip's actor, so early stopping validates on whole actors.
-            self.frame_classifier_.fit(frames, labels, groups=np.repeat(np.asarray(groups), counts))
-        else:
-            self.frame_classifier_.fit(frames, labels)
+        # Frames carry their clip's actor, so early stopping validates on whole actors.
+        fit_grouped(self.frame_classifier_, frames, labels,
+                    None if groups is None else np.repeat(np.asarray(groups), counts))
         self.classes_ = self.frame_classifier_.classes_
         aggregator = clone(self.aggregator)
         outputs = self.frame_outputs(X)
-        if groups is not None and "groups" in inspect.signature(aggregator.fit).parameters:
-            aggregator.fit(outputs, y, groups=groups)
-        else:
-            aggregator.fit(outputs, y)
+        fit_grouped(aggregator, outputs, y, groups)
         self.aggregator_ = aggregator
         self.__dict__.pop("_last_outputs", None)  # the training clips' outputs are not asked for again
         return self

@@ -16,12 +16,16 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from .errors import EmokitError
+from . import plots
+from .errors import EvaluationError
 from .metrics import scores, zeror_predictions
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .registry.records import RunRecord
 
 __all__ = [
     "RunEvaluation",
@@ -30,20 +34,15 @@ __all__ = [
     "plot_confusion",
     "plot_fold_accuracy",
     "plot_per_class_f1",
-    "resolve_run",
     "run_label",
 ]
-
-
-class EvaluationError(EmokitError):
-    """A run that cannot be evaluated (unfinished, or without predictions)."""
 
 
 @dataclass
 class RunEvaluation:
     """The scores of one run; fractions in [0, 1] except the confusion percentages."""
 
-    run: dict  # Registry.get_run(run_id)
+    run: RunRecord
     classes: list[str]
     n: int
     accuracy: float  # pooled over clips
@@ -65,9 +64,9 @@ class RunEvaluation:
         """JSON-ready summary (the run's identity, every score, both confusion matrices)."""
         run = self.run
         return {
-            "run_id": run["run_id"], "ref": run["ref"], "model": run["model"], "version": run["version"],
-            "modality": run["modality"], "corpus": run["corpus"]["name"], "profile": run["profile"],
-            "config_hash": run["config_hash"], "tags": run.get("tags", {}),
+            "run_id": run.run_id, "ref": run.ref, "model": run.model, "version": run.version,
+            "modality": run.modality, "corpus": run.corpus.name, "profile": run.profile,
+            "config_hash": run.config_hash, "tags": run.tags,
             "classes": list(self.classes), "n": self.n,
             "accuracy": self.accuracy, "ci95": self.ci95,
             "fold_accuracy": list(self.fold_accuracy), "fold_ids": list(self.fold_ids),
@@ -82,17 +81,9 @@ class RunEvaluation:
         }
 
 
-def resolve_run(registry, ref: int | str) -> dict:
-    """:meth:`Registry.get_run` of a run id, or of ``model@version`` / a model name (its newest
-    finished version)."""
-    if isinstance(ref, int) or str(ref).strip().isdigit():
-        return registry.get_run(int(ref))
-    return registry.latest_run(str(ref).strip())
-
-
-def run_label(run: dict) -> str:
+def run_label(run: RunRecord) -> str:
     """``speech.mfcc_svm@2 (run 7)``: how plots and tables name a run."""
-    return f"{run['ref']} (run {run['run_id']})"
+    return f"{run.ref} (run {run.run_id})"
 
 
 def _confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
@@ -124,27 +115,27 @@ def evaluate_run(registry, run_id: int) -> RunEvaluation:
     from sklearn.metrics import precision_recall_fscore_support
 
     run = registry.get_run(run_id)
-    rid = run["run_id"]
-    if run["status"] != "finished":
+    rid = run.run_id
+    if run.status != "finished":
         raise EvaluationError(
-            f"run {rid} ({run['ref']}) is {run['status']}, not finished: its predictions are incomplete",
-            f"finish it first (rerun the same `emokit run {run['model']} …` command; it resumes), "
+            f"run {rid} ({run.ref}) is {run.status}, not finished: its predictions are incomplete",
+            f"finish it first (rerun the same `emokit run {run.model} …` command; it resumes), "
             "or evaluate a finished run (emokit runs)",
         )
     preds = registry.predictions(rid)
     if not preds:
-        raise EvaluationError(f"run {rid} ({run['ref']}) has no stored predictions",
+        raise EvaluationError(f"run {rid} ({run.ref}) has no stored predictions",
                               "only runs recorded by `emokit run` can be evaluated; rerun the pipeline")
-    classes = [str(c) for c in run["corpus"]["classes"]]
+    classes = [str(c) for c in run.corpus.classes]
     k = len(classes)
-    y = np.array([p["label"] for p in preds], dtype=np.int64)
-    pred = np.array([p["pred"] for p in preds], dtype=np.int64)
-    folds = np.array([p["fold"] for p in preds], dtype=np.int64)
+    y = np.array([p.label for p in preds], dtype=np.int64)
+    pred = np.array([p.pred for p in preds], dtype=np.int64)
+    folds = np.array([p.fold for p in preds], dtype=np.int64)
     out_of_range = (y < 0) | (y >= k) | (pred < 0) | (pred >= k)
     if out_of_range.any():
         bad = preds[int(np.argmax(out_of_range))]
         raise EvaluationError(
-            f"run {rid}: clip {bad['clip_id']} has label {bad['label']} / prediction {bad['pred']} outside the "
+            f"run {rid}: clip {bad.clip_id} has label {bad.label} / prediction {bad.pred} outside the "
             f"corpus's {k} classes",
             "the registry row is damaged; rerun the pipeline with --fresh",
         )
@@ -209,30 +200,10 @@ def confusion_text(ev: RunEvaluation, *, counts: bool = False) -> str:
 # --------------------------------------------------------------------------- plots
 
 
-def _figure(width: float, height: float):
-    """A figure on the Agg canvas: no display, no global backend change."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=120)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _save(fig, path: str | os.PathLike[str]) -> Path:
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, format="png", bbox_inches="tight")
-    except OSError as exc:
-        raise EmokitError(f"cannot write {path}: {exc.strerror or exc}", "choose a writable folder") from exc
-    return path
-
-
 def plot_confusion(ev: RunEvaluation, path: str | os.PathLike[str]) -> Path:
     """The fold-averaged row-percentage confusion matrix as a PNG heat map with rounded cells."""
     k = len(ev.classes)
-    fig = _figure(1.2 + 0.75 * k, 0.9 + 0.7 * k)
+    fig = plots.figure(1.2 + 0.75 * k, 0.9 + 0.7 * k)
     ax = fig.add_subplot()
     image = ax.imshow(ev.confusion, vmin=0, vmax=100, cmap="Blues")
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="% of the true class")
@@ -246,7 +217,7 @@ def plot_confusion(ev: RunEvaluation, path: str | os.PathLike[str]) -> Path:
             ax.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=8,
                     color="white" if value > 50 else "black")
     ax.set_title(f"{run_label(ev.run)}\naccuracy {100 * ev.accuracy:.2f} ± {100 * ev.ci95:.2f} %", fontsize=9)
-    return _save(fig, path)
+    return plots.save(fig, path, format="png")
 
 
 def _grouped_bars(ax, groups: Sequence[str], series: Sequence[tuple[str, Sequence[float]]]) -> list:
@@ -269,7 +240,7 @@ def plot_fold_accuracy(evs: list[RunEvaluation], path: str | os.PathLike[str]) -
     if not evs:
         raise EvaluationError("no runs to plot", "pass at least one evaluated run")
     fold_ids = sorted({f for ev in evs for f in (ev.fold_ids or range(len(ev.fold_accuracy)))})
-    fig = _figure(max(5.0, 1.0 + 0.5 * len(fold_ids) * len(evs)), 3.6)
+    fig = plots.figure(max(5.0, 1.0 + 0.5 * len(fold_ids) * len(evs)), 3.6)
     ax = fig.add_subplot()
     series = []
     for ev in evs:
@@ -280,7 +251,7 @@ def plot_fold_accuracy(evs: list[RunEvaluation], path: str | os.PathLike[str]) -
         ax.axhline(100 * ev.accuracy, color=color, linestyle="--", linewidth=1)
     ax.set_ylabel("accuracy %")
     ax.set_title("accuracy per fold (dashed: pooled over clips)", fontsize=9)
-    return _save(fig, path)
+    return plots.save(fig, path, format="png")
 
 
 def plot_per_class_f1(evs: list[RunEvaluation], path: str | os.PathLike[str]) -> Path:
@@ -290,7 +261,7 @@ def plot_per_class_f1(evs: list[RunEvaluation], path: str | os.PathLike[str]) ->
     classes: list[str] = []
     for ev in evs:
         classes += [c for c in ev.classes if c not in classes]
-    fig = _figure(max(5.0, 1.0 + 0.35 * len(classes) * len(evs)), 3.6)
+    fig = plots.figure(max(5.0, 1.0 + 0.35 * len(classes) * len(evs)), 3.6)
     ax = fig.add_subplot()
     series = []
     for ev in evs:
@@ -300,4 +271,4 @@ def plot_per_class_f1(evs: list[RunEvaluation], path: str | os.PathLike[str]) ->
     ax.tick_params(axis="x", labelrotation=45)
     ax.set_ylabel("F1 %")
     ax.set_title("F1 per class", fontsize=9)
-    return _save(fig, path)
+    return plots.save(fig, path, format="png")

@@ -71,9 +71,9 @@ class LocalExecutor:
             try:
                 for task in here:  # cheap or GPU folds run here meanwhile
                     on_result(task, _run_here(task))
-                    pending = _collect(pending, on_result, block=False)
+                    pending = _gather_finished(pending, on_result, block=False)
                 while pending:
-                    pending = _collect(pending, on_result, block=True)
+                    pending = _gather_finished(pending, on_result, block=True)
             except (KeyboardInterrupt, BrokenProcessPool, EmokitError):
                 pool.stop()
                 raise
@@ -94,7 +94,7 @@ def _run_here(task: FoldTask) -> FoldResult:
         raise FoldError(task) from exc
 
 
-def _collect(pending: dict, on_result: OnResult, *, block: bool) -> dict:
+def _gather_finished(pending: dict, on_result: OnResult, *, block: bool) -> dict:
     done, _ = wait(pending, timeout=None if block else 0, return_when=FIRST_COMPLETED)
     for future in done:
         task = pending[future]

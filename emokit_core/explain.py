@@ -31,8 +31,8 @@ def attention_weights(registry: Any, run_id: int) -> dict[str, np.ndarray]:
     """Every held-out clip's frame weights over all recorded folds of a run; empty for a
     model that does not attend (max-voting, an SVM)."""
     run = registry.get_run(run_id)
-    folds = sorted({a["fold"] for a in run.get("artifacts", []) if a["name"] == ATTENTION_ARTIFACT
-                    and a["fold"] is not None})
+    folds = sorted({a.fold for a in run.artifacts if a.name == ATTENTION_ARTIFACT
+                    and a.fold is not None})
     out: dict[str, np.ndarray] = {}
     for fold in folds:
         try:

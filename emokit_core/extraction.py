@@ -18,7 +18,7 @@ from typing import Any, Hashable, Mapping, Sequence
 import numpy as np
 
 from .cache import FeatureCache, extractor_key
-from .contracts import FACE, SPEECH, Clip, Corpus, VideoInfo
+from .contracts import FACE, SPEECH, BatchedSpeechExtractor, Clip, Corpus, VideoInfo
 from .errors import MediaError
 from .progress import Reporter
 
@@ -77,7 +77,7 @@ def extract_clip(clip: Clip, extractors: Sequence[tuple[Hashable, Any]], *, batc
         audio = decode(path, audio=bool(speech) or sink_audio, audio_required=bool(speech),
                        on_video=on_video if face else None)
         for key, ext in speech:
-            if hasattr(ext, "extract_batch"):
+            if isinstance(ext, BatchedSpeechExtractor):
                 prepared = np.asarray(ext.prepare_audio(audio, SAMPLE_RATE, clip))
                 if batch_here:
                     out.features[key] = np.asarray(ext.extract_batch([prepared])[0])
@@ -127,7 +127,7 @@ class _Batcher:
     def __init__(self, cache: FeatureCache, extractors: Mapping[str, Any]):
         self.cache = cache
         self.pending: dict[int, list[tuple[str, np.ndarray]]] = {}
-        self.extractors = {id(e): e for e in extractors.values() if hasattr(e, "extract_batch")}
+        self.extractors = {id(e): e for e in extractors.values() if isinstance(e, BatchedSpeechExtractor)}
 
     def add(self, key: str, extractor: Any, prepared: np.ndarray) -> None:
         queue = self.pending.setdefault(id(extractor), [])
@@ -201,20 +201,20 @@ def extract_corpus(corpus: Corpus, recipes: Mapping[str, Any], cache: FeatureCac
                 for job in jobs:
                     window.append(pool.submit(_extract_clip, job, str(cache.root)))
                     if len(window) >= 8 * workers:
-                        _collect(*window.popleft().result(), skipped, batcher, owner)
+                        _store_prepared(*window.popleft().result(), skipped, batcher, owner)
                         advance()
                 while window:
-                    _collect(*window.popleft().result(), skipped, batcher, owner)
+                    _store_prepared(*window.popleft().result(), skipped, batcher, owner)
                     advance()
         else:
             for job in jobs:
-                _collect(*_extract_clip(job, str(cache.root)), skipped, batcher, owner)
+                _store_prepared(*_extract_clip(job, str(cache.root)), skipped, batcher, owner)
                 advance()
         batcher.flush()
     return keys, skipped
 
 
-def _collect(clip_id: str, error: str | None, prepared: Mapping[str, np.ndarray], skipped: dict[str, str],
+def _store_prepared(clip_id: str, error: str | None, prepared: Mapping[str, np.ndarray], skipped: dict[str, str],
              batcher: _Batcher, owner: Mapping[str, Any]) -> None:
     if error:
         skipped[clip_id] = error

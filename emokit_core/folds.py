@@ -9,7 +9,6 @@ this process, in a worker process or on another machine; the runner commits the 
 
 from __future__ import annotations
 
-import inspect
 import sys
 import time
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .contracts import Clip
+from .contracts import AttendsToFrames, Clip
 from .errors import EmokitError
 from .metrics import scores, zeror_predictions
 from .registry.artifacts import MODEL_ARTIFACT, dump_model
@@ -162,14 +161,14 @@ def run_fold(task: FoldTask) -> FoldResult:
     """Fit, predict, check and score one fold; the fitted model comes back pickled."""
     from sklearn.base import clone
 
+    from .estimators import fit_grouped
+
     started = time.perf_counter()
     train, test = np.asarray(task.train), np.asarray(task.test)
     y = np.asarray(task.labels)
     model = clone(task.model)
     seed_everything(model, task.seed)
-    # Models that hold out validation data take the actors, so it is whole actors.
-    extra = {"groups": task.actors[train]} if "groups" in inspect.signature(model.fit).parameters else {}
-    model.fit(task.inputs.take(train), y[train], **extra)
+    fit_grouped(model, task.inputs.take(train), y[train], task.actors[train])
     X_test = task.inputs.take(test)
     proba, pred = predict(model, X_test)
     _check_outputs(task, model, proba, pred, len(test))
@@ -199,7 +198,7 @@ def _check_outputs(task: FoldTask, model: Any, proba: np.ndarray, pred: np.ndarr
 
 def _explain(task: FoldTask, model: Any, X_test: Any) -> dict[str, bytes]:
     """Extra artifacts of a fold: each held-out clip's attention over its frames, where the model has it."""
-    if not hasattr(model, "frame_attention"):
+    if not isinstance(model, AttendsToFrames):
         return {}
     weights = model.frame_attention(X_test)
     if weights is None:

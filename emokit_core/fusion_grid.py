@@ -19,6 +19,7 @@ from .contracts import FACE, FUSION, SPEECH, Clip, Corpus
 from .errors import EmokitError
 from .progress import Reporter
 from .runner import PipelineRun, Runner
+from .stats import check_same_protocol
 
 
 @dataclass(frozen=True)
@@ -104,55 +105,45 @@ class GridOutcome:
                 "best": best.to_dict() if best else None}
 
 
-def resolve_run(registry: Any, ref: str | int) -> dict[str, Any]:
-    """A run id (``12``) or a model reference (``speech.mfcc_svm`` or ``speech.mfcc_svm@3``)."""
-    text = str(ref).strip()
-    return registry.get_run(int(text)) if text.isdigit() else registry.latest_run(text)
-
-
 def fusable_inputs(registry: Any, refs: Sequence[str | int]) -> tuple[dict[str, int], Corpus, int, list[dict]]:
     """Check that ``refs`` are finished modality runs of distinct pipelines on the same corpus,
     folds and clips; return ({pipeline: run id}, the corpus as recorded, its registry id, the runs)."""
     if len(refs) < 2:
         raise EmokitError("fusion needs two or more modality runs", "e.g. emokit fuse-grid 3 4 "
                           "(a speech and a face run; see emokit runs)")
-    runs = [resolve_run(registry, ref) for ref in refs]
+    runs = [registry.find_run(ref) for ref in refs]
     for run in runs:
-        name = f"run {run['run_id']} ({run['ref']})"
-        if run["modality"] not in (SPEECH, FACE):
-            raise EmokitError(f"{name} is a {run['modality']} run; fusion takes modality runs (speech.*, face.*)",
-                              f"give its input runs instead: {', '.join(map(str, run['inputs'].values())) or '-'}")
-        if run["status"] != "finished":
-            raise EmokitError(f"{name} is {run['status']}, not finished",
-                              f"finish it first (emokit run {run['model']} resumes it), or pick a finished run")
+        name = f"run {run.run_id} ({run.ref})"
+        if run.modality not in (SPEECH, FACE):
+            raise EmokitError(f"{name} is a {run.modality} run; fusion takes modality runs (speech.*, face.*)",
+                              f"give its input runs instead: {', '.join(map(str, run.inputs.values())) or '-'}")
+        if run.status != "finished":
+            raise EmokitError(f"{name} is {run.status}, not finished",
+                              f"finish it first (emokit run {run.model} resumes it), or pick a finished run")
     first = runs[0]
     seen: dict[str, int] = {}
     for run in runs:
-        if run["model"] in seen:
-            raise EmokitError(f"runs {seen[run['model']]} and {run['run_id']} are both {run['model']}",
+        if run.model in seen:
+            raise EmokitError(f"runs {seen[run.model]} and {run.run_id} are both {run.model}",
                               "fuse runs of different pipelines (e.g. one speech and one face run)")
-        seen[run["model"]] = run["run_id"]
-    clip_sets = {run["run_id"]: {p["clip_id"]: p for p in registry.predictions(run["run_id"])} for run in runs}
+        seen[run.model] = run.run_id
+    clip_sets = {run.run_id: {p.clip_id: p for p in registry.predictions(run.run_id)} for run in runs}
     for run in runs[1:]:
-        pair = f"runs {first['run_id']} and {run['run_id']}"
-        a, b = first["corpus"], run["corpus"]
-        if a["id"] != b["id"]:
-            raise EmokitError(f"{pair} are on different corpora ({a['name']} {a['fingerprint'][:12]}, "
-                              f"{b['name']} {b['fingerprint'][:12]})", "fuse runs made on the same corpus")
-        if [list(map(str, f)) for f in first["folds"]] != [list(map(str, f)) for f in run["folds"]]:
-            raise EmokitError(f"{pair} have different folds ({first['folds']} vs {run['folds']})",
-                              "fuse runs made with the same --folds, so no actor is on both sides of a fold")
-        only = set(clip_sets[first["run_id"]]) ^ set(clip_sets[run["run_id"]])
-        if only:
-            raise EmokitError(f"{pair} predict different clips ({len(clip_sets[first['run_id']])} vs "
-                              f"{len(clip_sets[run['run_id']])}; e.g. {sorted(only)[0]} is in one only)",
-                              "run both pipelines in one `emokit run` so that they skip the same clips")
-    classes = tuple(first["corpus"]["classes"])
-    clips = [Clip(id=p["clip_id"], actor=str(p["actor"]), label=classes[p["label"]])
-             for p in clip_sets[first["run_id"]].values()]
-    corpus = Corpus(name=first["corpus"]["name"], root=Path(first["corpus"]["root"] or "."), clips=clips,
-                    classes=classes, folds=[[str(a) for a in f] for f in first["folds"]])
-    return {run["model"]: run["run_id"] for run in runs}, corpus, first["corpus"]["id"], runs
+        pair = f"runs {first.run_id} and {run.run_id}"
+        a, b = first.corpus, run.corpus
+        if a.id != b.id:
+            raise EmokitError(f"{pair} are on different corpora ({a.name} {a.fingerprint[:12]}, "
+                              f"{b.name} {b.fingerprint[:12]})", "fuse runs made on the same corpus")
+        # the clips, labels and held-out actors of each clip, by the rule paired tests use
+        check_same_protocol(first, clip_sets[first.run_id], run, clip_sets[run.run_id], error=EmokitError,
+                            hint="run both pipelines in one `emokit run` (same --folds), so that they hold out "
+                                 "and skip the same clips")
+    classes = tuple(first.corpus.classes)
+    clips = [Clip(id=p.clip_id, actor=str(p.actor), label=classes[p.label])
+             for p in clip_sets[first.run_id].values()]
+    corpus = Corpus(name=first.corpus.name, root=Path(first.corpus.root or "."), clips=clips,
+                    classes=classes, folds=[[str(a) for a in f] for f in first.folds])
+    return {run.model: run.run_id for run in runs}, corpus, first.corpus.id, runs
 
 
 class _PointReporter(Reporter):
@@ -189,9 +180,9 @@ def run_grid(host: Any, registry: Any, refs: Sequence[str | int], *, points: Seq
     inputs, corpus, corpus_id, runs = fusable_inputs(registry, refs)
     runner = Runner(host, registry, FeatureCache(), _PointReporter(reporter))
     outcome = GridOutcome(
-        grid_id=f"{'+'.join(str(r['run_id']) for r in runs)}-{uuid.uuid4().hex[:8]}",
-        inputs=[{"run_id": r["run_id"], "model": r["model"], "version": r["version"], "ref": r["ref"],
-                 "modality": r["modality"], "accuracy": r["scores"].get("accuracy")} for r in runs],
+        grid_id=f"{'+'.join(str(r.run_id) for r in runs)}-{uuid.uuid4().hex[:8]}",
+        inputs=[{"run_id": r.run_id, "model": r.model, "version": r.version, "ref": r.ref,
+                 "modality": r.modality, "accuracy": r.scores.get("accuracy")} for r in runs],
         corpus=corpus.name, n_clips=len(corpus.clips), n_folds=len(corpus.folds))
     smallest_training = min(sum(c.actor not in set(fold) for c in corpus.clips) for fold in corpus.folds)
     with reporter.task(f"fusion grid {outcome.grid_id}", len(points)) as advance:
@@ -199,7 +190,7 @@ def run_grid(host: Any, registry: Any, refs: Sequence[str | int], *, points: Seq
             entry = GridEntry(point)
             outcome.entries.append(entry)
             spec = host.pipeline(point.pipeline)
-            why = _cannot_fit(spec.build(**spec.resolve(None, point.params)[1]), list(inputs), smallest_training,
+            why = _cannot_fit(spec.create(spec.resolve(None, point.params)[1]), list(inputs), smallest_training,
                               len(corpus.classes))
             if why:
                 entry.skipped = f"cannot be fitted on the {smallest_training} training clips of the smallest fold ({why})"

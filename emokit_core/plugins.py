@@ -137,7 +137,7 @@ class PluginHost:
         info.unmarked = [name for name in _HOOK_NAMES
                          if callable(getattr(module, name, None)) and self._impl(info, name) is None]
         for kind, (hook_name, spec_type) in _TABLE_HOOKS.items():
-            self._collect(info, kind, hook_name, spec_type)
+            self._register_tables(info, kind, hook_name, spec_type)
 
     def _impl(self, info: PluginInfo, hook_name: str) -> Callable[..., Any] | None:
         """The plugin's ``@hookimpl`` of ``hook_name`` as pluggy registered it; a function of that
@@ -145,7 +145,7 @@ class PluginHost:
         caller = getattr(self.pm.hook, hook_name)
         return next((impl.function for impl in caller.get_hookimpls() if impl.plugin_name == info.name), None)
 
-    def _collect(self, info: PluginInfo, kind: str, hook_name: str, spec_type: type) -> None:
+    def _register_tables(self, info: PluginInfo, kind: str, hook_name: str, spec_type: type) -> None:
         # One plugin's hook at a time, so that a hook that fails is rolled back alone.
         impl = self._impl(info, hook_name)
         if impl is None:
@@ -225,6 +225,18 @@ class PluginHost:
 
     def corpus(self, name: str) -> CorpusSpec:
         return self._lookup("corpus", name, name, self.corpora, "see `emokit plugins`")
+
+    def read_corpus(self, name: str, path: Any = None, **options: Any) -> Any:
+        """The corpus ``name`` of the corpus table read from ``path`` (a generated one such as
+        ``demo`` is made there on first use), marked with the reader that read it so that the
+        registry can record it and a report can read the clips' media again."""
+        corpus = self.corpus(name).load(path, **options)
+        if getattr(corpus, "reader", None) is None:
+            corpus.reader = name
+            # what reads the same clips again; progress callbacks and worker counts do not matter
+            corpus.reader_options = {k: v for k, v in options.items()
+                                     if k not in ("progress", "workers") and isinstance(v, (str, int, float, bool, list, tuple))}
+        return corpus
 
     def component(self, kind: str, name: str) -> ComponentSpec:
         names = [k.split(":", 1)[1] for k in self.tables["component"] if k.startswith(kind + ":")]

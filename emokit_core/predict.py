@@ -24,6 +24,8 @@ from .registry.artifacts import MODEL_ARTIFACT, SAFE_MODULES, load_model
 if TYPE_CHECKING:  # numpy is not imported at start-up: `emokit --help` stays fast
     import numpy as np
 
+    from .registry.records import RunRecord
+
 
 @dataclass
 class FramePosteriors:
@@ -89,27 +91,27 @@ def plugin_packages(host: Any) -> tuple[str, ...]:
 class _Ensemble:
     """A finished run's fold models (checksummed artifacts) and the mean of their posteriors."""
 
-    def __init__(self, registry: Any, run: Mapping[str, Any], allowed: Sequence[str] = ()):
+    def __init__(self, registry: Any, run: RunRecord, allowed: Sequence[str] = ()):
         self.run = run
         self.allowed = tuple(allowed)  # packages (the installed plugins') a fold model may reference
-        self.name = run["ref"]
-        self.classes = tuple(run["corpus"]["classes"])
-        self.models = [self._load(registry, fold) for fold in range(len(run["folds"]))]
+        self.name = run.ref
+        self.classes = tuple(run.corpus.classes)
+        self.models = [self._load(registry, fold) for fold in range(len(run.folds))]
 
     def _load(self, registry: Any, fold: int) -> Any:
-        data = registry.fold_artifact(self.run["run_id"], fold, MODEL_ARTIFACT)  # SHA-256 verified
+        data = registry.fold_artifact(self.run.run_id, fold, MODEL_ARTIFACT)  # SHA-256 verified
         try:
             return load_model(data, self.allowed)
         except pickle.UnpicklingError as exc:
-            raise EmokitError(f"{self.name} (run {self.run['run_id']}): the model of fold {fold} refers to {exc}, "
+            raise EmokitError(f"{self.name} (run {self.run.run_id}): the model of fold {fold} refers to {exc}, "
                               f"which is neither in an installed emokit plugin nor in {', '.join(SAFE_MODULES)}; "
                               f"it was not loaded", "install the plugin that trained it (emokit plugins lists "
                               "those installed); if the artifact was not made by emokit, do not load it") from exc
         except Exception as exc:  # noqa: BLE001 - a class renamed or removed since the run
-            raise EmokitError(f"{self.name} (run {self.run['run_id']}): the model of fold {fold} cannot be loaded "
+            raise EmokitError(f"{self.name} (run {self.run.run_id}): the model of fold {fold} cannot be loaded "
                               f"({type(exc).__name__}: {exc})",
                               "install the plugin version that trained it (emokit runs show "
-                              f"{self.run['run_id']} lists its libraries), or retrain it") from exc
+                              f"{self.run.run_id} lists its libraries), or retrain it") from exc
 
     def fold_proba(self, x: Any) -> "np.ndarray":
         """``[folds, classes]``: each fold model's posteriors for the one input ``x``."""
@@ -127,15 +129,15 @@ class _Ensemble:
 class _ModalityModel(_Ensemble):
     """A speech or face run: its extractor and fold models."""
 
-    def __init__(self, registry: Any, host: Any, run: Mapping[str, Any]):
+    def __init__(self, registry: Any, host: Any, run: RunRecord):
         super().__init__(registry, run, plugin_packages(host))
-        self.modality = run["modality"]
-        self.pipeline = run["model"]
+        self.modality = run.modality
+        self.pipeline = run.model
         spec = host.pipeline(self.pipeline)
-        params = dict(run.get("params") or {})
+        params = dict(run.params or {})
         unknown = sorted(set(params) - set(spec.params))
         if unknown:
-            raise EmokitError(f"{self.name} (run {run['run_id']}) was trained with parameters {unknown}, which the "
+            raise EmokitError(f"{self.name} (run {run.run_id}) was trained with parameters {unknown}, which the "
                               f"installed {self.pipeline} no longer has",
                               "install the plugin version that trained it, or retrain the model")
         weights = {key: _recorded_weights(registry, run, key) for key, p in spec.params.items() if p.weights}
@@ -157,11 +159,11 @@ class _ModalityModel(_Ensemble):
         return FramePosteriors(times, mean, self.classes, unit)
 
 
-def _recorded_weights(registry: Any, run: Mapping[str, Any], key: str):
+def _recorded_weights(registry: Any, run: Any, key: str):
     """The checkpoint the run started from, found and checked as the runner did (None: random init)."""
     from .specs import WeightsRef
 
-    recorded = (run.get("weights") or {}).get(key)
+    recorded = (run.weights or {}).get(key)
     if not recorded or recorded.get("init") == "random":
         return None
     ref = recorded.get("name") or recorded["path"]
@@ -172,22 +174,22 @@ def _recorded_weights(registry: Any, run: Mapping[str, Any], key: str):
             raise
         # The name is gone or points at a changed file: the file the run read may still be there.
         resolved = registry.resolve_weights(recorded["path"])
-    if resolved["sha256"] != recorded["sha256"]:
-        raise WeightsError(f"{run['ref']} (run {run['run_id']}) was trained from weights {ref!r} with SHA-256 "
-                           f"{recorded['sha256'][:12]}…, but {resolved['path']} has {resolved['sha256'][:12]}…",
+    if resolved.sha256 != recorded["sha256"]:
+        raise WeightsError(f"{run.ref} (run {run.run_id}) was trained from weights {ref!r} with SHA-256 "
+                           f"{recorded['sha256'][:12]}…, but {resolved.path} has {resolved.sha256[:12]}…",
                            "restore the checkpoint the model was trained from")
-    return WeightsRef(**resolved)
+    return WeightsRef(path=resolved.path, sha256=resolved.sha256, name=resolved.name)
 
 
 class Predictor:
     """A registered model ready to predict files; :meth:`load` it by ``NAME[@VERSION]``."""
 
-    def __init__(self, run: Mapping[str, Any], inputs: Sequence[_ModalityModel], fuser: _Ensemble | None):
+    def __init__(self, run: RunRecord, inputs: Sequence[_ModalityModel], fuser: _Ensemble | None):
         self.run = run
         self.inputs = list(inputs)
         self.fuser = fuser
-        self.name = run["ref"]
-        self.classes = tuple(run["corpus"]["classes"])
+        self.name = run.ref
+        self.classes = tuple(run.corpus.classes)
 
     @classmethod
     def load(cls, model: str, registry: Any = None, *, host: Any = None) -> "Predictor":
@@ -200,14 +202,14 @@ class Predictor:
         registry = registry if hasattr(registry, "fold_artifact") else Registry(registry)
         host = host or get_host()
         run = registry.latest_run(model)
-        if run["modality"] != FUSION:
+        if run.modality != FUSION:
             return cls(run, [_ModalityModel(registry, host, run)], None)
         inputs = []
-        for pipeline, run_id in sorted(run["inputs"].items()):
+        for pipeline, run_id in sorted(run.inputs.items()):
             input_run = registry.get_run(run_id)
-            if input_run["status"] != "finished":
-                raise EmokitError(f"{run['ref']} fuses run {run_id} ({input_run['ref']}), which is "
-                                  f"{input_run['status']}", f"finish it (emokit run {pipeline} resumes it)")
+            if input_run.status != "finished":
+                raise EmokitError(f"{run.ref} fuses run {run_id} ({input_run.ref}), which is "
+                                  f"{input_run.status}", f"finish it (emokit run {pipeline} resumes it)")
             inputs.append(_ModalityModel(registry, host, input_run))
         return cls(run, inputs, _Ensemble(registry, run, plugin_packages(host)))
 
@@ -235,17 +237,17 @@ class Predictor:
             frames = None
             if m.modality == FACE and m.extractor is not None:
                 frames = m.frame_posteriors(features[m.pipeline], *_frame_times(len(features[m.pipeline]), video))
-            modalities[m.pipeline] = ModalityPrediction(m.name, m.run["run_id"], m.modality, label, named, folds,
+            modalities[m.pipeline] = ModalityPrediction(m.name, m.run.run_id, m.modality, label, named, folds,
                                                         frames)
         if self.fuser is None:
             only = modalities[self.inputs[0].pipeline]
-            return ClipPrediction(str(path), self.name, self.run["run_id"], only.modality, only.label,
+            return ClipPrediction(str(path), self.name, self.run.run_id, only.modality, only.label,
                                   only.posteriors, only.fold_posteriors, modalities)
         # The fuser's fold models read each modality's ensemble posteriors.
         folds = self.fuser.fold_proba({name: m.fold_posteriors.mean(axis=0, keepdims=True)
                                        for name, m in modalities.items()})
         label, named = self.fuser.named(folds.mean(axis=0))
-        return ClipPrediction(str(path), self.name, self.run["run_id"], FUSION, label, named, folds, modalities)
+        return ClipPrediction(str(path), self.name, self.run.run_id, FUSION, label, named, folds, modalities)
 
     def _extract(self, path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         """Every input's features from one decode of ``path``; and what the video said (fps, frames)."""
@@ -274,15 +276,13 @@ def _frame_times(rows: int, video: Mapping[str, Any]) -> tuple["np.ndarray", str
 
 def save_timeline(prediction: ClipPrediction, out: str | Path) -> Path:
     """Plot the per-frame face posteriors of ``prediction`` over time into ``out`` (png, svg, pdf)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from . import plots
 
     faces = [m for m in prediction.modalities.values() if m.frames is not None]
     if not faces:
         raise EmokitError(f"{prediction.model} gives no per-frame face posteriors for {prediction.path}",
                           "--timeline needs a face model that classifies frames (e.g. face.pixels_vote, face.stn_vote)")
-    figure = Figure(figsize=(9, 2.6 * len(faces) + 0.6), layout="constrained")
-    FigureCanvasAgg(figure)
+    figure = plots.figure(9, 2.6 * len(faces) + 0.6, layout="constrained")
     axes = figure.subplots(len(faces), 1, squeeze=False)[:, 0]
     for ax, m in zip(axes, faces):
         for i, name in enumerate(m.frames.classes):
@@ -295,10 +295,4 @@ def save_timeline(prediction: ClipPrediction, out: str | Path) -> Path:
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)
     axes[-1].set_xlabel("time (s)" if faces[0].frames.unit == "s" else "frame")
     figure.suptitle(f"{Path(prediction.path).name} - {prediction.model}: {prediction.label}", fontsize=11)
-    out = Path(out)
-    try:
-        figure.savefig(out, dpi=120)
-    except (OSError, ValueError) as exc:
-        raise EmokitError(f"{out}: cannot write the timeline ({exc})",
-                          "give a writable path ending in .png, .svg or .pdf") from exc
-    return out
+    return plots.save(figure, out, hint="give a writable path ending in .png, .svg or .pdf", bbox_inches=None)

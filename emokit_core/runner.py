@@ -68,7 +68,7 @@ class _Job:
 
     spec: PipelineSpec
     info: Any
-    chosen: str
+    profile_name: str
     params: dict[str, Any]
     tasks: list[FoldTask]
     started: float = field(default_factory=time.perf_counter)
@@ -115,15 +115,15 @@ class Runner:
         planned = []
         for name in names:
             spec = self.host.pipeline(name)
-            chosen, why = spec.choose_profile(profile, overrides.get(name, {}), on_gpu=self.trains_on_gpu)
+            profile_name, why = spec.choose_profile(profile, overrides.get(name, {}), on_gpu=self.trains_on_gpu)
             if why:
                 self.reporter.info(why)
-            chosen, params = spec.resolve(chosen, overrides.get(name, {}))
+            profile_name, params = spec.resolve(profile_name, overrides.get(name, {}))
             if "device" in params:
                 from .training import check_device
 
                 check_device(str(params["device"]))
-            planned.append((spec, chosen, params))
+            planned.append((spec, profile_name, params))
         for name in overrides:
             if name not in names:
                 raise EmokitError(f"parameters given for {name}, which is not in this run",
@@ -165,18 +165,19 @@ class Runner:
             raise EmokitError(f"no clip of {corpus.root} could be used", "see the warnings above")
         corpus_id = self.registry.upsert_corpus(name=corpus.name, fingerprint=corpus.fingerprint(),
                                                 classes=list(corpus.classes), n_clips=len(corpus.clips),
-                                                root=str(corpus.root))
-        jobs = [self._modality_job(spec, chosen, params, weights[spec.name], recipes[spec.name],
+                                                root=str(corpus.root), reader=corpus.reader,
+                                                reader_options=corpus.reader_options)
+        jobs = [self._modality_job(spec, profile_name, params, weights[spec.name], recipes[spec.name],
                                    features.get(spec.name), clips, corpus, corpus_id, seed, resume, command)
-                for spec, chosen, params in planned if spec.modality != FUSION]
+                for spec, profile_name, params in planned if spec.modality != FUSION]
         cv_started = time.perf_counter()
         runs = self._cross_validate(jobs, corpus)
         cv_seconds = time.perf_counter() - cv_started
         inputs = {r.pipeline: r.run_id for r in runs}
-        for spec, chosen, params in planned:
+        for spec, profile_name, params in planned:
             if spec.modality == FUSION:
                 runs += self._cross_validate(
-                    [self._fuser_job(spec, chosen, params, inputs, corpus, corpus_id, seed, resume, command)], corpus)
+                    [self._fuser_job(spec, profile_name, params, inputs, corpus, corpus_id, seed, resume, command)], corpus)
         return RunOutcome(corpus, runs, skipped, self.cache.hits, self.cache.misses, extraction_seconds, cv_seconds)
 
     def resolve_weights(self, spec: PipelineSpec, params: Mapping[str, Any]) -> dict[str, WeightsRef | None]:
@@ -192,14 +193,15 @@ class Runner:
                                    f"random initialisation; pass -p {spec.name}.{key}=NAME|PATH to start from a "
                                    f"checkpoint")
             else:
-                resolved[key] = WeightsRef(**{k: v for k, v in self.registry.resolve_weights(str(ref)).items()})
+                found = self.registry.resolve_weights(str(ref))
+                resolved[key] = WeightsRef(path=found.path, sha256=found.sha256, name=found.name)
         return resolved
 
     def extract(self, corpus: Corpus, recipes: Mapping[str, Recipe]) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
         """Fill the cache for every (clip, pipeline); return cache keys per pipeline and skipped clips."""
         return extract_corpus(corpus, recipes, self.cache, self.reporter, self.workers)
 
-    def _start(self, spec: PipelineSpec, chosen: str, params: dict[str, Any], corpus: Corpus, corpus_id: int,
+    def _start(self, spec: PipelineSpec, profile_name: str, params: dict[str, Any], corpus: Corpus, corpus_id: int,
                seed: int, resume: bool, command: str, inputs: dict[str, int] | None = None,
                weights: Mapping[str, WeightsRef | None] | None = None):
         # The config hash follows the weights' content, not the name they were given.
@@ -207,7 +209,7 @@ class Runner:
         recorded = ({k: (w.info() if w else {"init": "random"}) for k, w in weights.items()} if weights else None)
         info = self.registry.start_run(
             pipeline=spec.name, modality=spec.modality, params=params, config_hash=spec.config_hash(hashed),
-            profile=chosen, seed=seed, corpus_id=corpus_id, folds=corpus.folds,
+            profile=profile_name, seed=seed, corpus_id=corpus_id, folds=corpus.folds,
             library_versions=library_versions(), weights=recorded, inputs=inputs, command=command, resume=resume)
         if info.resumed:
             self.reporter.info(f"resuming {spec.name} run {info.run_id} (version {info.version}); "
@@ -227,17 +229,17 @@ class Runner:
                 for k in range(len(corpus.folds)) if k not in info.finished_folds
                 for held_out in [np.isin(actors, corpus.folds[k])]]
 
-    def _modality_job(self, spec, chosen, params, weights, recipe: Recipe, keys: Mapping[str, str] | None, clips,
+    def _modality_job(self, spec, profile_name, params, weights, recipe: Recipe, keys: Mapping[str, str] | None, clips,
                       corpus, corpus_id, seed, resume, command) -> _Job:
         started = time.perf_counter()
-        info = self._start(spec, chosen, params, corpus, corpus_id, seed, resume, command, weights=weights)
+        info = self._start(spec, profile_name, params, corpus, corpus_id, seed, resume, command, weights=weights)
         class_index = {c: i for i, c in enumerate(corpus.classes)}
         y = np.array([class_index[c.label] for c in clips])
         # A model without an extractor sees the clips themselves.
         inputs = (ClipInputs(tuple(clips)) if keys is None
                   else CachedFeatures(str(self.cache.root), tuple(keys[c.id] for c in clips)))
         tasks = self._tasks(spec, info, corpus, clips, y, recipe.model, inputs, seed)
-        return _Job(spec, info, chosen, params, tasks, started)
+        return _Job(spec, info, profile_name, params, tasks, started)
 
     def fuse(self, name: str, inputs: Mapping[str, int], corpus: Corpus, corpus_id: int, *,
              profile: str | None = None, overrides: Mapping[str, Any] | None = None, seed: int = 0,
@@ -249,22 +251,22 @@ class Runner:
         spec = self.host.pipeline(name)
         if spec.modality != FUSION:
             raise EmokitError(f"{name} is a {spec.modality} pipeline, not a fuser", "name a fuse.* pipeline")
-        chosen, params = spec.resolve(profile, overrides or {})
-        job = self._fuser_job(spec, chosen, params, inputs, corpus, corpus_id, seed, resume, command)
+        profile_name, params = spec.resolve(profile, overrides or {})
+        job = self._fuser_job(spec, profile_name, params, inputs, corpus, corpus_id, seed, resume, command)
         return self._cross_validate([job], corpus)[0]
 
-    def _fuser_job(self, spec, chosen, params, inputs: Mapping[str, int], corpus, corpus_id, seed, resume,
+    def _fuser_job(self, spec, profile_name, params, inputs: Mapping[str, int], corpus, corpus_id, seed, resume,
                    command) -> _Job:
         started = time.perf_counter()
-        info = self._start(spec, chosen, params, corpus, corpus_id, seed, resume, command, inputs=inputs)
-        by_run = {name: {p["clip_id"]: p for p in self.registry.predictions(run_id)} for name, run_id in inputs.items()}
+        info = self._start(spec, profile_name, params, corpus, corpus_id, seed, resume, command, inputs=inputs)
+        by_run = {name: {p.clip_id: p for p in self.registry.predictions(run_id)} for name, run_id in inputs.items()}
         common = sorted(set.intersection(*(set(p) for p in by_run.values())))
         clip_of = {c.id: c for c in corpus.clips}
         clips = [clip_of[c] for c in common]
-        y = np.array([by_run[next(iter(by_run))][c]["label"] for c in common])
-        posteriors = {name: np.array([preds[c]["probs"] for c in common]) for name, preds in by_run.items()}
+        y = np.array([by_run[next(iter(by_run))][c].label for c in common])
+        posteriors = {name: np.array([preds[c].probs for c in common]) for name, preds in by_run.items()}
         tasks = self._tasks(spec, info, corpus, clips, y, spec.create(params), PosteriorInputs(posteriors), seed)
-        return _Job(spec, info, chosen, params, tasks, started)
+        return _Job(spec, info, profile_name, params, tasks, started)
 
     # -- the folds ------------------------------------------------------------------------------
     def _cross_validate(self, jobs: Sequence[_Job], corpus: Corpus) -> list[PipelineRun]:
@@ -324,18 +326,18 @@ class Runner:
     def _finish(self, job: _Job, corpus: Corpus) -> PipelineRun:
         spec, info = job.spec, job.info
         preds = self.registry.predictions(info.run_id)
-        y = np.array([p["label"] for p in preds])
-        pred = np.array([p["pred"] for p in preds])
+        y = np.array([p.label for p in preds])
+        pred = np.array([p.pred for p in preds])
         pooled = scores(y, pred, len(corpus.classes))
         run = self.registry.get_run(info.run_id)
-        fold_rows = run["fold_results"]
-        zeror_correct = sum(f["scores"].get("zeror_accuracy", 0.0) * f["n_test"] for f in fold_rows)
+        fold_rows = run.fold_results
+        zeror_correct = sum(f.scores.get("zeror_accuracy", 0.0) * f.n_test for f in fold_rows)
         pooled["zeror_accuracy"] = zeror_correct / max(1, len(y))
         # Wall time until its last fold was committed, plus what earlier attempts of a resumed run took.
-        seconds = (job.ended or time.perf_counter()) - job.started + (run.get("seconds") or 0.0)
+        seconds = (job.ended or time.perf_counter()) - job.started + (run.seconds or 0.0)
         self.registry.finish_run(info.run_id, scores=pooled, seconds=seconds)
         return PipelineRun(pipeline=spec.name, modality=spec.modality, run_id=info.run_id, version=info.version,
-                           profile=job.chosen, params=job.params, resumed=info.resumed,
+                           profile=job.profile_name, params=job.params, resumed=info.resumed,
                            folds_done_before=sorted(info.finished_folds),
-                           fold_scores=[f["scores"] for f in fold_rows], pooled=pooled,
+                           fold_scores=[f.scores for f in fold_rows], pooled=pooled,
                            zeror=pooled["zeror_accuracy"], seconds=seconds)

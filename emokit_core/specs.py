@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any, Callable, Mapping, Sequence
 
-from .contracts import FACE, FUSION, SPEECH
+from .contracts import FUSION, PIPELINE_PREFIX
 from .errors import EmokitError
 
 
@@ -138,11 +138,10 @@ class PipelineSpec:
     renamed: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self):
-        if self.modality not in (SPEECH, FACE, FUSION):
+        if self.modality not in PIPELINE_PREFIX:
             raise ValueError(f"pipeline {self.name}: modality must be speech, face or fusion")
-        if not self.name.startswith(self.modality.replace("fusion", "fuse") + "."):
-            raise ValueError(f"pipeline {self.name}: name must start with "
-                             f"'{self.modality.replace('fusion', 'fuse')}.'")
+        if not self.name.startswith(PIPELINE_PREFIX[self.modality]):
+            raise ValueError(f"pipeline {self.name}: name must start with '{PIPELINE_PREFIX[self.modality]}'")
         for profile, values in self.profiles.items():
             unknown = set(values) - set(self.params)
             if unknown:

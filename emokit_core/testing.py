@@ -46,7 +46,8 @@ import numpy as np
 import pytest
 
 from . import PLUGIN_API_VERSION
-from .contracts import FACE, FUSION, SPEECH, Clip, Corpus, VideoInfo
+from .contracts import (FACE, FUSION, SPEECH, Aggregator, BatchedSpeechExtractor, Clip, Corpus, FaceExtractor,
+                        Fuser, Recognizer, SpeechExtractor, VideoInfo)
 from .media import SAMPLE_RATE
 from .registry.artifacts import MODEL_ARTIFACT, SAFE_MODULES, RestrictedUnpickler, dump_model
 
@@ -167,13 +168,13 @@ def _fit(component: Any, X: Any, y: np.ndarray, groups: np.ndarray | None, seed:
     """Fit like the runner: seeded, with the training actors where ``fit`` takes ``groups``."""
     from sklearn.base import clone
 
+    from .estimators import fit_grouped
     from .folds import seed_everything
 
     model = clone(component)
     seed_everything(model, seed)
     before = repr(model.get_params(deep=False))
-    extra = {"groups": groups} if groups is not None and "groups" in inspect.signature(model.fit).parameters else {}
-    returned = model.fit(X, y, **extra)
+    returned = fit_grouped(model, X, y, groups)
     if returned is not model:
         _fail(who, f"fit returned {type(returned).__name__}, not self", "end fit with `return self`")
     if repr(model.get_params(deep=False)) != before:
@@ -282,6 +283,15 @@ def _check_round_trip(model: Any, X_test: Any, proba: np.ndarray, registry: Any,
 
 
 # -- component checks ----------------------------------------------------------------------------
+def _check_protocol(component: Any, protocol: type, who: str) -> None:
+    """The component has the methods of its contract (emokit_core.contracts), named when missing."""
+    if not isinstance(component, protocol):
+        missing = [m for m in ("fit", "predict_proba") if not callable(getattr(component, m, None))]
+        article = "an" if protocol.__name__[0] in "AEIOU" else "a"
+        _fail(who, f"is not {article} {protocol.__name__}: it has no {' or '.join(missing)}",
+              f"see emokit_core.contracts.{protocol.__name__}")
+
+
 def check_recognizer(model: Any, X: Sequence[Any] | None = None, y: np.ndarray | None = None,
                      groups: np.ndarray | None = None, *, registry: Any = None, seed: int = 0,
                      allow: Sequence[str] = (), name: str | None = None) -> Any:
@@ -298,6 +308,7 @@ def check_recognizer(model: Any, X: Sequence[Any] | None = None, y: np.ndarray |
         X, y, groups = synthetic_features()
     y = np.asarray(y)
     groups = None if groups is None else np.asarray(groups)
+    _check_protocol(model, Recognizer, who)
     _check_estimator_params(model, who)
     train, test = _split(groups) if groups is not None else (np.arange(len(y))[::2], np.arange(len(y))[1::2])
     X_train, X_test = _take(X, train), _take(X, test)
@@ -328,6 +339,7 @@ def check_aggregator(aggregator: Any, sequences: Sequence[np.ndarray] | None = N
         sequences = [np.exp(x) / np.exp(x).sum(axis=1, keepdims=True) for x in X]
     y = np.asarray(y)
     groups = None if groups is None else np.asarray(groups)
+    _check_protocol(aggregator, Aggregator, who)
     _check_estimator_params(aggregator, who)
     train, test = _split(groups) if groups is not None else (np.arange(len(y))[::2], np.arange(len(y))[1::2])
     X_train, X_test = _take(sequences, train), _take(sequences, test)
@@ -353,6 +365,7 @@ def check_fuser(fuser: Any, posteriors: Mapping[str, np.ndarray] | None = None, 
         posteriors = synthetic_posteriors(y, 3)
     y = np.asarray(y)
     groups = None if groups is None else np.asarray(groups)
+    _check_protocol(fuser, Fuser, who)
     _check_estimator_params(fuser, who)
     train, test = _split(groups) if groups is not None else (np.arange(len(y))[::2], np.arange(len(y))[1::2])
     P_train, P_test = _take(posteriors, train), _take(posteriors, test)
@@ -363,7 +376,7 @@ def check_fuser(fuser: Any, posteriors: Mapping[str, np.ndarray] | None = None, 
 
 
 def _speech_features(extractor: Any, audio: np.ndarray, clip: Clip) -> np.ndarray:
-    if hasattr(extractor, "extract_batch"):  # what the runner calls for a batched extractor
+    if isinstance(extractor, BatchedSpeechExtractor):  # what the runner calls for a batched extractor
         return np.asarray(extractor.extract_batch([extractor.prepare_audio(audio, SAMPLE_RATE, clip)])[0])
     return np.asarray(extractor.extract_audio(audio, SAMPLE_RATE, clip))
 
@@ -408,7 +421,8 @@ def check_extractor(extractor: Any, clips: Sequence[Clip] = (), *, name: str | N
     if not hasattr(extractor, "weights_sha256"):
         _fail(who, "has no weights_sha256", "set weights_sha256 = None, or the checkpoint's SHA-256")
     method = "extract_audio" if modality == SPEECH else "open_clip"
-    if not hasattr(extractor, method) and not (modality == SPEECH and hasattr(extractor, "extract_batch")):
+    kinds = (SpeechExtractor, BatchedSpeechExtractor) if modality == SPEECH else (FaceExtractor,)
+    if not isinstance(extractor, kinds):
         _fail(who, f"a {modality} extractor without {method}", "see emokit_core.contracts")
     qualname = f"{type(extractor).__module__}.{type(extractor).__qualname__}"
     key = json.dumps(extractor_key(qualname, extractor), sort_keys=True)
@@ -448,7 +462,7 @@ def check_extractor(extractor: Any, clips: Sequence[Clip] = (), *, name: str | N
         if again.shape != features[0].shape or not np.array_equal(again, features[0]):
             _fail(who, f"{how} gave other features for the same input",
                   "features must depend only on the input and the parameters (the cache relies on it)")
-    if hasattr(extractor, "extract_batch"):
+    if isinstance(extractor, BatchedSpeechExtractor):
         if not isinstance(getattr(extractor, "batch_size", None), int) or extractor.batch_size < 1:
             _fail(who, "a batched extractor without a positive integer batch_size")
         prepared = [np.asarray(extractor.prepare_audio(x, SAMPLE_RATE, clip)) for x in inputs]
@@ -491,7 +505,7 @@ def _check_spec(spec: Any) -> None:
 
 
 def _fold_inputs(registry: Any, run: Any, fold: int) -> list[dict[str, Any]]:
-    return [p for p in registry.predictions(run.run_id) if p["fold"] == fold]
+    return [p for p in registry.predictions(run.run_id) if p.fold == fold]
 
 
 def check_pipeline(name: str, corpus: Corpus | None = None, registry: Any = None, *, host: Any = None,
@@ -523,7 +537,7 @@ def check_pipeline(name: str, corpus: Corpus | None = None, registry: Any = None
     built = spec.create({**values, **weights})
     who = f"pipeline {name}"
     if spec.modality == FUSION:
-        if not (hasattr(built, "fit") and hasattr(built, "predict_proba")):
+        if not isinstance(built, Fuser):
             _fail(who, f"build returned {type(built).__name__}, not a fuser", "return an object with fit/predict_proba")
         _check_estimator_params(built, f"{who} fuser")
     else:
@@ -552,15 +566,15 @@ def check_pipeline(name: str, corpus: Corpus | None = None, registry: Any = None
                              seed=seed, resume=False)
         run = outcome.runs[-1]
         recorded = registry.get_run(run.run_id)
-        if recorded["status"] != "finished" or len(recorded["fold_results"]) != len(corpus.folds):
-            _fail(who, f"run {run.run_id} is {recorded['status']} with {len(recorded['fold_results'])} of "
+        if recorded.status != "finished" or len(recorded.fold_results) != len(corpus.folds):
+            _fail(who, f"run {run.run_id} is {recorded.status} with {len(recorded.fold_results)} of "
                        f"{len(corpus.folds)} folds")
-        if not any(r["model"] == name and r["run_id"] == run.run_id
+        if not any(r.model == name and r.run_id == run.run_id
                    for r in registry.leaderboard(corpus=corpus.name)):
             _fail(who, f"run {run.run_id} is not on the leaderboard of {corpus.name}")
         clip_of = {c.id: c for c in corpus.clips}
         if spec.modality == FUSION:
-            by_input = {r.pipeline: {p["clip_id"]: p["probs"] for p in registry.predictions(r.run_id)}
+            by_input = {r.pipeline: {p.clip_id: p.probs for p in registry.predictions(r.run_id)}
                         for r in outcome.runs[:-1]}
         else:  # the recipe as the run built it (the runner may have chosen another profile)
             built = spec.create({**run.params, **runner.resolve_weights(spec, run.params)})
@@ -568,16 +582,16 @@ def check_pipeline(name: str, corpus: Corpus | None = None, registry: Any = None
         for fold in range(len(corpus.folds)):
             held_out = _fold_inputs(registry, run, fold)
             if spec.modality == FUSION:
-                X: Any = {k: np.array([v[p["clip_id"]] for p in held_out]) for k, v in by_input.items()}
+                X: Any = {k: np.array([v[p.clip_id] for p in held_out]) for k, v in by_input.items()}
             elif keys is None:
-                X = [clip_of[p["clip_id"]] for p in held_out]
+                X = [clip_of[p.clip_id] for p in held_out]
             else:
-                X = [cache.load(keys[p["clip_id"]]) for p in held_out]
+                X = [cache.load(keys[p.clip_id]) for p in held_out]
             trusted = _trusted_packages(built if spec.modality == FUSION else built.model,
                                         (getattr(spec.build, "__module__", "").split(".")[0], *allow))
             model = RestrictedUnpickler(registry.fold_artifact(run.run_id, fold, MODEL_ARTIFACT), trusted).load()
             again = aligned_proba(model, np.asarray(model.predict_proba(X)), len(corpus.classes))
-            if not np.allclose(again, np.array([p["probs"] for p in held_out]), rtol=0, atol=1e-6):
+            if not np.allclose(again, np.array([p.probs for p in held_out]), rtol=0, atol=1e-6):
                 _fail(who, f"fold {fold}'s model loaded from the registry predicts other posteriors than were recorded",
                       "everything predict_proba uses must be in the pickled state (see __getstate__)")
         return run
@@ -589,8 +603,7 @@ def check_corpus(name: str, path: str | Path | None = None, *, host: Any = None,
     from .plugins import get_host
 
     host = host or get_host()
-    spec = host.corpus(name)
-    corpus = spec.load(Path(path), **options) if spec.needs_path else spec.load(path, **options)
+    corpus = host.read_corpus(name, Path(path) if host.corpus(name).needs_path else path, **options)
     who = f"corpus {name}"
     if not isinstance(corpus, Corpus):
         _fail(who, f"load returned {type(corpus).__name__}, not an emokit_core.contracts.Corpus")
@@ -692,4 +705,4 @@ def emokit_tiny_corpus(request: Any, tmp_path_factory: Any) -> Corpus:
     cache = getattr(request.config, "cache", None)
     folder = (Path(chosen) if chosen else cache.mkdir("emokit-corpora") if cache else tmp_path_factory.mktemp("corpora"))
     # The demo corpus reader regenerates a folder made by another generator version.
-    return get_host().corpus("demo").load(folder / "tiny", **TINY_CORPUS, workers=2)
+    return get_host().read_corpus("demo", folder / "tiny", **TINY_CORPUS, workers=2)

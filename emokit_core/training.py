@@ -55,7 +55,7 @@ def check_device(device: str) -> None:
 def validation_split(groups: np.ndarray | None, n: int, fraction: float, rng: np.random.Generator
                      ) -> tuple[np.ndarray, np.ndarray]:
     """Hold out about ``fraction`` of the training clips for early stopping, whole actors at a
-    time when ``groups`` (the actors) are given, so validation never shares a speaker with training."""
+    time when ``groups`` (the actors) are given, so validation never shares an actor with training."""
     index = np.arange(n)
     if fraction <= 0 or n < 2:
         return index, index[:0]

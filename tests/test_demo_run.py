@@ -7,7 +7,7 @@ import numpy as np
 
 from emokit_core.contracts import VideoInfo
 from emokit_core.media import SAMPLE_RATE, decode
-from emokit_plugins.corpora.demo_synth import read_manifest
+from emokit_plugins.corpora.demo_synth import read_generation_record
 
 from .cli import emokit
 
@@ -25,7 +25,7 @@ def test_one_pass_decode_of_an_mp4(tiny_demo):
 
     audio = decode(clip, audio=True, on_video=on_video)
     info = seen["info"]
-    manifest = read_manifest(tiny_demo)
+    manifest = read_generation_record(tiny_demo)
     width, height = manifest["width"], manifest["height"]
     assert (info.width, info.height, round(info.fps)) == (width, height, 30)
     assert frames[0] == (height, width) and seen["rgb"] == (height, width, 3)

@@ -12,6 +12,8 @@ import pytest
 
 from emokit_core.errors import CorpusError
 from emokit_plugins.corpora import demo_synth as ds
+from emokit_plugins.corpora.synth_cues import FACE_KEYS, make_actor
+from emokit_plugins.corpora.synth_face import FaceRenderer
 
 NAME = re.compile(r"^01-01-0[1-8]-0[12]-0[12]-\d\d-\d\d\.mp4$")
 TINY = dict(actors=2, emotions=("neutral", "angry"), seed=7)  # 2 actors x (2 + 4) clips
@@ -121,14 +123,14 @@ def test_deterministic_bytes(tiny_demo, tmp_path):
 def test_a_lower_resolution_draws_the_same_face(tiny_demo):
     """A corpus at 320x180 records its size and shows the 720p face scaled down, not another one."""
     import cv2
-    manifest = ds.read_manifest(tiny_demo)
+    manifest = ds.read_generation_record(tiny_demo)
     assert (manifest["width"], manifest["height"]) == (320, 180)
     spec = ds.clip_specs(1, 1, 0, emotions=("happy",))[-1]
     _, params, pose, blink = ds.render_clip(spec, 0)
     k = len(params) // 2
     faces = []
     for height in (720, 180):
-        image = ds._FaceRenderer(ds._actor(0, 1), height).draw(params[k], pose[k], blink[k])
+        image = FaceRenderer(make_actor(0, 1), height).draw(params[k], pose[k], blink[k])
         assert image.shape == (height, height, 3)
         gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         faces.append(cv2.resize(gray, (48, 48), interpolation=cv2.INTER_AREA).astype(float))
@@ -179,7 +181,7 @@ def test_replaces_corpus_of_other_version(tmp_path):
     (root / ds.MANIFEST_NAME).write_text(json.dumps(manifest))
     (root / "Actor_01" / "stale.mp4").write_bytes(b"old")
     ds.generate(root, actors=1, emotions=("neutral",), seed=1)
-    assert ds.read_manifest(root)["generator_version"] == ds.GENERATOR_VERSION
+    assert ds.read_generation_record(root)["generator_version"] == ds.GENERATOR_VERSION
     assert not (root / "Actor_01" / "stale.mp4").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c"]
 
@@ -228,12 +230,12 @@ def test_voice_follows_emotion(actor):
              (("angry", angry), ("sad", sad), ("neutral", neutral))}
     assert pitch["angry"] > 1.1 * pitch["sad"]
     assert level["angry"] > level["neutral"] > level["sad"]
-    base = ds._actor(0, actor).f0
+    base = make_actor(0, actor).f0
     assert (base < 160) == (actor % 2 == 1)  # male voices are lower
 
 
 def test_face_follows_emotion():
-    keys = ds._FACE_KEYS
+    keys = FACE_KEYS
 
     def hold(emotion):  # mean parameters over the middle of the clips
         ps = [r[1] for r in _rendered(1, emotion)]
@@ -251,7 +253,7 @@ def test_face_follows_emotion():
 
 def test_frames_differ_between_emotions():
     cv2 = pytest.importorskip("cv2")
-    renderer = ds._FaceRenderer(ds._actor(0, 2))
+    renderer = FaceRenderer(make_actor(0, 2))
 
     def face48(emotion):
         _, params, pose, blink = _rendered(2, emotion)[0]

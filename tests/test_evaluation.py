@@ -171,11 +171,11 @@ def test_evaluation_agrees_with_what_the_runner_recorded(real_runs):
     reg = Registry(db)
     for run_id in ids:
         ev = evaluate_run(reg, run_id)
-        pooled = ev.run["scores"]
+        pooled = ev.run.scores
         assert ev.n == 54 == int(pooled["n"])
         for key in ("accuracy", "ci95", "macro_f1", "uar", "zeror_accuracy"):
             assert getattr(ev, key) == pytest.approx(pooled[key]), key
-        assert ev.fold_accuracy == pytest.approx([f["scores"]["accuracy"] for f in ev.run["fold_results"]])
+        assert ev.fold_accuracy == pytest.approx([f.scores["accuracy"] for f in ev.run.fold_results])
         assert ev.confusion.sum(axis=1) == pytest.approx([100.0] * 3)
         assert ev.confusion_counts.sum() == 54
     reg.close()

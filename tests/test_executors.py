@@ -130,9 +130,9 @@ def test_folds_in_workers_record_what_folds_here_record(tmp_path, tone_manifest,
     for a, b in zip(run_here, run_pooled):
         rows_a = Registry(tmp_path / "here.db").predictions(a.run_id)
         rows_b = Registry(tmp_path / "pool.db").predictions(b.run_id)
-        assert [(r["clip_id"], r["fold"], r["pred"]) for r in rows_a] == [(r["clip_id"], r["fold"], r["pred"])
+        assert [(r.clip_id, r.fold, r.pred) for r in rows_a] == [(r.clip_id, r.fold, r.pred)
                                                                            for r in rows_b]
-        np.testing.assert_allclose([r["probs"] for r in rows_a], [r["probs"] for r in rows_b], atol=1e-6)
+        np.testing.assert_allclose([r.probs for r in rows_a], [r.probs for r in rows_b], atol=1e-6)
         assert a.pooled == b.pooled
     # Each worker's training loop reached this process's reporter, named by pipeline and fold.
     for k in range(3):
@@ -174,12 +174,12 @@ def test_a_dead_worker_is_reported_and_the_run_resumes(tmp_path, tone_manifest, 
         runner.run([PIPELINE], corpus)
     assert "run the same command again" in raised.value.hint
     (run,) = reg.list_runs()
-    assert run["status"] == "failed"
+    assert run.status == "failed"
 
     monkeypatch.delenv("KILL_FOLD_WORKER")
     outcome = runner.run([PIPELINE], corpus)
-    assert outcome.runs[0].resumed and outcome.runs[0].run_id == run["run_id"]
-    assert reg.get_run(run["run_id"])["status"] == "finished" and len(reg.predictions(run["run_id"])) == 54
+    assert outcome.runs[0].resumed and outcome.runs[0].run_id == run.run_id
+    assert reg.get_run(run.run_id).status == "finished" and len(reg.predictions(run.run_id)) == 54
 
 
 def test_a_failing_fold_fails_its_run_and_interrupts_the_others(tmp_path, tone_manifest, feature_cache,
@@ -190,11 +190,11 @@ def test_a_failing_fold_fails_its_run_and_interrupts_the_others(tmp_path, tone_m
     runner = Runner(_host(), reg, feature_cache, workers=2)
     with pytest.raises(ValueError, match="this fit always fails"):
         runner.run(["speech.mfcc_svm", PIPELINE], read_manifest(tone_manifest))
-    status = {r["model"]: r["status"] for r in reg.list_runs()}
+    status = {r.model: r.status for r in reg.list_runs()}
     assert status == {PIPELINE: "failed", "speech.mfcc_svm": "finished"} or status == {
         PIPELINE: "failed", "speech.mfcc_svm": "interrupted"}
-    failed = next(r for r in reg.list_runs() if r["model"] == PIPELINE)
-    assert "ValueError: this fit always fails" in reg.get_run(failed["run_id"])["error"]
+    failed = next(r for r in reg.list_runs() if r.model == PIPELINE)
+    assert "ValueError: this fit always fails" in reg.get_run(failed.run_id).error
 
 
 def test_the_papers_networks_train_in_worker_processes_and_svms_here():

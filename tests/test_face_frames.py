@@ -109,11 +109,11 @@ def test_face_pipelines_run_on_demo_clips(tmp_path, tiny_demo, feature_cache, pi
     runner = Runner(PluginHost(), reg, feature_cache, workers=2, executor=LocalExecutor(1))
     outcome = runner.run([pipeline], corpus, overrides={pipeline: fast})
     run = reg.get_run(outcome.runs[0].run_id)
-    assert run["status"] == "finished" and len(run["fold_results"]) == 5
-    assert len(reg.predictions(run["run_id"])) == len(corpus.clips)
+    assert run.status == "finished" and len(run.fold_results) == 5
+    assert len(reg.predictions(run.run_id)) == len(corpus.clips)
     from emokit_core.explain import attention_weights
 
-    attention = attention_weights(reg, run["run_id"])
+    attention = attention_weights(reg, run.run_id)
     if pipeline == "face.stn_vote":  # max-voting weighs every frame alike: nothing to store
         assert attention == {}
         return

@@ -82,27 +82,27 @@ def test_grid_registers_every_point_and_tags_the_best(two_runs):
     runs = [reg.get_run(e.run.run_id) for e in outcome.entries if e.run]
     assert len(runs) == 26
     for entry, run in zip([e for e in outcome.entries if e.run], runs):
-        assert run["model"] == entry.point.pipeline and run["modality"] == "fusion" and run["status"] == "finished"
-        assert {k: run["params"][k] for k in entry.point.params} == dict(entry.point.params)
-        assert run["inputs"] == {"speech.mfcc_svm": speech, "face.pixels_vote": face}
-        assert run["folds"] == FOLDS and run["n_predictions"] == len(clips)
-        assert run["tags"]["fuse_grid"] == outcome.grid_id
-    assert {r["run_id"] for r in reg.list_runs(tag=f"fuse_grid={outcome.grid_id}")} == {r["run_id"] for r in runs}
+        assert run.model == entry.point.pipeline and run.modality == "fusion" and run.status == "finished"
+        assert {k: run.params[k] for k in entry.point.params} == dict(entry.point.params)
+        assert run.inputs == {"speech.mfcc_svm": speech, "face.pixels_vote": face}
+        assert run.folds == FOLDS and run.n_predictions == len(clips)
+        assert run.tags["fuse_grid"] == outcome.grid_id
+    assert {r.run_id for r in reg.list_runs(tag=f"fuse_grid={outcome.grid_id}")} == {r.run_id for r in runs}
 
     # The best is the highest pooled accuracy (then macro-F1, then grid order), and only it is tagged.
-    order = {r["run_id"]: i for i, r in enumerate(runs)}
-    expected = max(runs, key=lambda r: (r["scores"]["accuracy"], r["scores"]["macro_f1"], -order[r["run_id"]]))
-    assert [r["run_id"] for r in runs if r["tags"].get("fuse_grid_best") == "true"] == [expected["run_id"]]
-    assert outcome.best.run.run_id == expected["run_id"]
+    order = {r.run_id: i for i, r in enumerate(runs)}
+    expected = max(runs, key=lambda r: (r.scores["accuracy"], r.scores["macro_f1"], -order[r.run_id]))
+    assert [r.run_id for r in runs if r.tags.get("fuse_grid_best") == "true"] == [expected.run_id]
+    assert outcome.best.run.run_id == expected.run_id
 
     # An exclusive or of the modalities: each input is at chance; a linear fuser gets at most three
     # of the four (speech bit, face bit) clusters right; a non-linear one (RBF SVM or k-NN) wins
     # with nearly every clip right.
-    inputs = [reg.get_run(r)["scores"]["accuracy"] for r in (speech, face)]
+    inputs = [reg.get_run(r).scores["accuracy"] for r in (speech, face)]
     assert max(inputs) < 0.65
     assert outcome.best.point.pipeline in ("fuse.svm_rbf", "fuse.knn")
     assert outcome.best.run.pooled["accuracy"] > 0.95
-    linear = [r["scores"]["accuracy"] for r in runs if r["model"] in ("fuse.svm_linear", "fuse.logreg")]
+    linear = [r.scores["accuracy"] for r in runs if r.model in ("fuse.svm_linear", "fuse.logreg")]
     assert max(linear) <= 0.75
 
 
@@ -136,9 +136,9 @@ def test_bad_inputs_are_refused(two_runs, tmp_path):
     refused([speech, "speech.mfcc_svm"], "both speech.mfcc_svm")
     other_folds = [ACTORS[:4], ACTORS[4:]]
     regrouped = record_modality_run(reg, corpus_id, "face.stn_bilstm", clips, 1, rng, folds=other_folds)
-    refused([speech, regrouped], "different folds")
+    refused([speech, regrouped], "on different folds", "held out with different actors")
     fewer = record_modality_run(reg, corpus_id, "face.zeror", clips, 1, rng, drop={"03-5"})
-    refused([speech, fewer], "different clips", "03-5")
+    refused([speech, fewer], "not on the same clips", "03-5")
     other_corpus = reg.upsert_corpus(name="other", fingerprint="fp2", classes=CLASSES, n_clips=64, root="/x")
     elsewhere = record_modality_run(reg, other_corpus, "speech.zeror", clips, 0, rng)
     refused([elsewhere, face], "different corpora")

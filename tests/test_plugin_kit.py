@@ -120,6 +120,15 @@ class KeepsATorchModule(Centroid):
         return super().fit(X, y)
 
 
+class OnlyPredicts(BaseEstimator):
+    def fit(self, X, y):
+        self.classes_ = np.unique(y)
+        return self
+
+    def predict(self, X):
+        return np.zeros(len(X), dtype=int)
+
+
 class ForgetsState(Centroid):
     def __getstate__(self):
         state = super().__getstate__()
@@ -128,6 +137,7 @@ class ForgetsState(Centroid):
 
 
 @pytest.mark.parametrize("broken, rule", [
+    (OnlyPredicts(), "is not a Recognizer: it has no predict_proba"),
     (ReturnsNone(), "fit returned NoneType, not self"),
     (TwoColumns(), r"predict_proba returned shape \(12, 2\), expected \(12, 3\)"),
     (NotNormalised(), "rows are not probabilities"),
@@ -235,6 +245,10 @@ def test_check_fuser_and_aggregator_catch_broken_ones():
         testing.check_aggregator(Sticky())
     with pytest.raises(ContractError, match="two fits with seed 0 gave different posteriors"):
         testing.check_fuser(LateFusion(Unseeded()))
+    with pytest.raises(ContractError, match="is not a Fuser: it has no predict_proba"):
+        testing.check_fuser(OnlyPredicts())
+    with pytest.raises(ContractError, match="is not an Aggregator: it has no predict_proba"):
+        testing.check_aggregator(OnlyPredicts())
 
 
 def plugin_module(name, **attrs):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -24,14 +25,14 @@ def trained(demo_registry):
 
 
 def out_of_fold(registry, run_id, clip_id):
-    return next(p for p in registry.predictions(run_id) if p["clip_id"] == clip_id)
+    return next(p for p in registry.predictions(run_id) if p.clip_id == clip_id)
 
 
 def test_two_lines_give_fused_and_per_modality_posteriors(trained, tiny_demo):
     db, runs = trained
     result = Predictor.load("fuse.svm_linear", registry=str(db)).predict(tiny_demo / CLIP)
 
-    classes = Registry(db).get_run(runs["fuse.svm_linear"])["corpus"]["classes"]
+    classes = Registry(db).get_run(runs["fuse.svm_linear"]).corpus.classes
     assert result.model == "fuse.svm_linear@1" and result.run_id == runs["fuse.svm_linear"]
     assert list(result.posteriors) == classes and result.label == max(result.posteriors, key=result.posteriors.get)
     assert abs(sum(result.posteriors.values()) - 1) < 1e-6
@@ -48,7 +49,7 @@ def test_two_lines_give_fused_and_per_modality_posteriors(trained, tiny_demo):
         recorded = out_of_fold(reg, runs[pipeline], clip_id)
         m = result.modalities[pipeline]
         assert m.model == f"{pipeline}@1" and m.run_id == runs[pipeline]
-        np.testing.assert_allclose(m.fold_posteriors[recorded["fold"]], recorded["probs"], atol=1e-9)
+        np.testing.assert_allclose(m.fold_posteriors[recorded.fold], recorded.probs, atol=1e-9)
         np.testing.assert_allclose(m.fold_posteriors.mean(axis=0), [m.posteriors[c] for c in classes])
 
     frames = result.frames
@@ -106,9 +107,9 @@ def test_a_corrupt_fold_model_is_refused(trained, tiny_demo, tmp_path):
     db, runs = trained
     copy = copy_registry(db, tmp_path / "copy")
     reg = Registry(copy)
-    artifact = next(a for a in reg.get_run(runs["face.pixels_vote"])["artifacts"]
-                    if a["fold"] == 2 and a["name"] == "model")
-    path = copy.with_name("registry.artifacts") / artifact["sha256"][:2] / artifact["sha256"]
+    artifact = next(a for a in reg.get_run(runs["face.pixels_vote"]).artifacts
+                    if a.fold == 2 and a.name == "model")
+    path = copy.with_name("registry.artifacts") / artifact.sha256[:2] / artifact.sha256
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
@@ -152,9 +153,11 @@ def test_a_model_whose_weights_changed_is_refused(tmp_path):
     checkpoint.write_bytes(b"weights v1")
     reg = Registry(tmp_path / "registry.db")
     recorded = reg.add_weights("net", checkpoint)
-    run = {"ref": "face.x@1", "run_id": 1, "weights": {"weights": {k: recorded[k] for k in ("name", "path", "sha256")}}}
-    assert _recorded_weights(reg, run, "weights").sha256 == recorded["sha256"]
-    assert _recorded_weights(reg, {**run, "weights": {"weights": {"init": "random"}}}, "weights") is None
+    run = SimpleNamespace(ref="face.x@1", run_id=1, weights={"weights": {
+        "name": recorded.name, "path": recorded.path, "sha256": recorded.sha256}})
+    assert _recorded_weights(reg, run, "weights").sha256 == recorded.sha256
+    random_init = SimpleNamespace(ref="face.x@1", run_id=1, weights={"weights": {"init": "random"}})
+    assert _recorded_weights(reg, random_init, "weights") is None
     checkpoint.write_bytes(b"weights v2")
     with pytest.raises(EmokitError, match="was trained from weights 'net' with SHA-256"):
         _recorded_weights(reg, run, "weights")

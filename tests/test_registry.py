@@ -19,7 +19,7 @@ FOLDS = [["01", "02"], ["03", "04"]]
 CLASSES = ["neutral", "happy", "sad"]
 
 
-HEAD = "0003"
+HEAD = "0004"
 
 
 def _reg(tmp_path: Path) -> Registry:
@@ -101,7 +101,7 @@ def test_reopen_is_idempotent(tmp_path):
     reg.close()
     for _ in range(2):
         reg = _reg(tmp_path)
-        assert reg.get_run(info.run_id)["status"] == "running"
+        assert reg.get_run(info.run_id).status == "running"
         assert _corpus(reg) == cid  # upsert finds the same corpus
         reg.close()
     con = sqlite3.connect(tmp_path / "registry.db")
@@ -147,7 +147,7 @@ def test_default_registry_url(monkeypatch, tmp_path):
     assert default_registry_url("sqlite:///other.db") == "sqlite:///other.db"
     monkeypatch.chdir(tmp_path)
     reg = Registry()  # EMOKIT_REGISTRY, a bare relative path; folder created
-    assert reg.db_file == tmp_path / "runs" / "reg.db" and reg.db_file.exists()
+    assert reg.file == tmp_path / "runs" / "reg.db" and reg.file.exists()
     assert reg.artifacts.root == tmp_path / "runs" / "reg.artifacts"
     reg.close()
 
@@ -173,24 +173,24 @@ def test_round_trip(tmp_path):
     assert reg.finished_folds(info.run_id) == {0, 1}
 
     run = reg.get_run(info.run_id)
-    assert run["model"] == "speech.mfcc_svm" and run["modality"] == "speech" and run["version"] == 1
-    assert run["status"] == "finished" and run["seconds"] == 1.0 and run["error"] is None
-    assert run["params"] == {"C": 1.0, "kernel": "rbf"} and run["profile"] == "quick" and run["seed"] == 0
-    assert run["folds"] == FOLDS and run["weights"] == {"init": "random"}
-    assert run["library_versions"]["sklearn"] == "1.5"
-    assert run["corpus"]["classes"] == CLASSES and run["corpus"]["name"] == "demo"
-    assert run["started_at"].tzinfo is not None and run["finished_at"] >= run["started_at"]
-    assert run["scores"] == {"accuracy": 0.75, "ci95": 0.02, "macro_f1": 0.7}
-    assert [f["fold"] for f in run["fold_results"]] == [0, 1]
-    assert run["fold_results"][1]["held_out"] == FOLDS[1]
-    assert run["fold_results"][0]["scores"] == {"accuracy": 0.75, "macro_f1": 0.7}
-    assert {(a["fold"], a["name"]) for a in run["artifacts"]} == {(0, "model"), (1, "model")}
-    assert all(Path(a["path"]).is_file() for a in run["artifacts"])
+    assert run.model == "speech.mfcc_svm" and run.modality == "speech" and run.version == 1
+    assert run.status == "finished" and run.seconds == 1.0 and run.error is None
+    assert run.params == {"C": 1.0, "kernel": "rbf"} and run.profile == "quick" and run.seed == 0
+    assert run.folds == FOLDS and run.weights == {"init": "random"}
+    assert run.library_versions["sklearn"] == "1.5"
+    assert run.corpus.classes == CLASSES and run.corpus.name == "demo"
+    assert run.started_at.tzinfo is not None and run.finished_at >= run.started_at
+    assert run.scores == {"accuracy": 0.75, "ci95": 0.02, "macro_f1": 0.7}
+    assert [f.fold for f in run.fold_results] == [0, 1]
+    assert run.fold_results[1].held_out == FOLDS[1]
+    assert run.fold_results[0].scores == {"accuracy": 0.75, "macro_f1": 0.7}
+    assert {(a.fold, a.name) for a in run.artifacts} == {(0, "model"), (1, "model")}
+    assert all(Path(a.path).is_file() for a in run.artifacts)
 
     preds = reg.predictions(info.run_id)
-    assert len(preds) == 8 and [p["clip_id"] for p in preds] == sorted(p["clip_id"] for p in preds)
+    assert len(preds) == 8 and [p.clip_id for p in preds] == sorted(p.clip_id for p in preds)
     p0 = preds[0]
-    assert p0 == {"clip_id": "clip-0-0", "actor": "01", "fold": 0, "label": 0, "pred": 0, "probs": [0.8, 0.1, 0.1]}
+    assert p0.as_dict() == {"clip_id": "clip-0-0", "actor": "01", "fold": 0, "label": 0, "pred": 0, "probs": [0.8, 0.1, 0.1]}
 
     assert reg.fold_artifact(info.run_id, 1, "model") == f"model-{info.run_id}-1".encode()
     with pytest.raises(RegistryError, match="no such artifact"):
@@ -199,10 +199,10 @@ def test_round_trip(tmp_path):
         reg.get_run(12345)
 
     listed = reg.list_runs(corpus="demo")
-    assert [r["run_id"] for r in listed] == [info.run_id] and listed[0]["accuracy"] == 0.75
+    assert [r.run_id for r in listed] == [info.run_id] and listed[0].accuracy == 0.75
     assert reg.list_runs(status="running") == []
-    assert reg.latest_run("speech.mfcc_svm")["run_id"] == info.run_id
-    assert reg.latest_run("speech.mfcc_svm@1")["run_id"] == info.run_id
+    assert reg.latest_run("speech.mfcc_svm").run_id == info.run_id
+    assert reg.latest_run("speech.mfcc_svm@1").run_id == info.run_id
     with pytest.raises(RegistryError):
         reg.latest_run("speech.mfcc_svm", 7)
     reg.close()
@@ -261,13 +261,13 @@ def test_resume_returns_finished_folds(tmp_path):
     reg.record_fold(info.run_id, 0, n_train=4, n_test=4, seconds=0.1, scores={"accuracy": 0.5},
                     predictions=_preds(0), artifacts={"model": b"m0"})
     reg.fail_run(info.run_id, "KeyboardInterrupt", status="interrupted")
-    assert reg.get_run(info.run_id)["status"] == "interrupted"
+    assert reg.get_run(info.run_id).status == "interrupted"
 
     again = _start(reg, cid)
     assert again.resumed and again.run_id == info.run_id and again.version == 1
     assert again.finished_folds == {0}
     run = reg.get_run(info.run_id)
-    assert run["status"] == "running" and run["error"] is None
+    assert run.status == "running" and run.error is None
     with pytest.raises(RegistryError, match="already recorded"):
         reg.record_fold(info.run_id, 0, n_train=4, n_test=4, seconds=0.1, scores={}, predictions=[], artifacts={})
     with pytest.raises(RegistryError, match=r"folds \[1\] are not recorded"):
@@ -276,7 +276,7 @@ def test_resume_returns_finished_folds(tmp_path):
                     predictions=_preds(1), artifacts={"model": b"m1"})
     reg.finish_run(info.run_id, scores={"accuracy": 0.75}, seconds=1)
     reg.fail_run(info.run_id, "late error")  # a finished run stays finished
-    assert reg.get_run(info.run_id)["status"] == "finished"
+    assert reg.get_run(info.run_id).status == "finished"
 
     # a different seed, folds, weights or resume=False never resumes
     failed = _start(reg, cid, seed=1)
@@ -323,7 +323,7 @@ def test_fusion_inputs(tmp_path):
     _complete(reg, sp.run_id, 0.6)
     _complete(reg, fa.run_id, 0.5)
     fu = _start(reg, cid, pipeline="fuse.svm_linear", inputs={"speech": sp.run_id, "face": fa.run_id})
-    assert reg.get_run(fu.run_id)["inputs"] == {"speech": sp.run_id, "face": fa.run_id}
+    assert reg.get_run(fu.run_id).inputs == {"speech": sp.run_id, "face": fa.run_id}
     reg.fail_run(fu.run_id, "boom")
     # different inputs: a new version; same inputs: resumed
     assert not _start(reg, cid, pipeline="fuse.svm_linear", inputs={"speech": sp.run_id}).resumed
@@ -341,8 +341,8 @@ def test_tampered_artifact_is_refused(tmp_path):
     cid = _corpus(reg)
     info = _start(reg, cid)
     _complete(reg, info.run_id, 0.7)
-    art = next(a for a in reg.get_run(info.run_id)["artifacts"] if a["fold"] == 1)
-    path = Path(art["path"])
+    art = next(a for a in reg.get_run(info.run_id).artifacts if a.fold == 1)
+    path = Path(art.path)
     data = bytearray(path.read_bytes())
     data[0] ^= 0x01
     path.write_bytes(bytes(data))
@@ -351,7 +351,7 @@ def test_tampered_artifact_is_refused(tmp_path):
     assert str(path) in exc.value.message and f"run {info.run_id}, fold 1" in exc.value.message
     assert "rerun" in exc.value.hint
     with pytest.raises(ArtifactCorruptedError):
-        reg.get_artifact(art["sha256"])
+        reg.get_artifact(art.sha256)
     assert reg.fold_artifact(info.run_id, 0, "model")  # the other fold is fine
 
     path.unlink()
@@ -402,7 +402,7 @@ def test_record_fold_is_atomic(tmp_path, monkeypatch):
                         predictions=_preds(0), artifacts={"a": b"first", "b": b"second"})
     monkeypatch.undo()
     assert reg.finished_folds(info.run_id) == set()
-    assert reg.predictions(info.run_id) == [] and reg.get_run(info.run_id)["fold_results"] == []
+    assert reg.predictions(info.run_id) == [] and reg.get_run(info.run_id).fold_results == []
 
     # a failure inside the transaction (a clip already predicted) also leaves nothing behind
     reg.record_fold(info.run_id, 0, n_train=4, n_test=4, seconds=0.1, scores={"accuracy": 0.5},
@@ -411,7 +411,7 @@ def test_record_fold_is_atomic(tmp_path, monkeypatch):
         reg.record_fold(info.run_id, 1, n_train=4, n_test=4, seconds=0.1, scores={"accuracy": 0.5},
                         predictions=_preds(0), artifacts={"a": b"other"})
     run = reg.get_run(info.run_id)
-    assert [f["fold"] for f in run["fold_results"]] == [0] and len(run["artifacts"]) == 1
+    assert [f.fold for f in run.fold_results] == [0] and len(run.artifacts) == 1
     with sqlite3.connect(tmp_path / "registry.db") as con:
         assert con.execute("select count(*) from scores where fold = 1").fetchone()[0] == 0
     con.close()
@@ -469,10 +469,13 @@ def test_leaderboard_view_and_api(tmp_path):
 
     reg = _reg(tmp_path)
     board = reg.leaderboard(corpus="demo")
-    assert [(r["model"], r["version"], r["value"]) for r in board] == [("speech.mfcc_svm", 2, 0.8), ("face.hog_svm", 1, 0.5)]
-    assert [r["model"] for r in reg.leaderboard(modality="face")] == ["face.hog_svm"]
+    from_view = [{k: getattr(r, k) for k in ("corpus", "model", "version", "run_id", "accuracy", "ci95", "n_folds",
+                                             "n_clips", "config_hash")} for r in board]
+    assert from_view == [{k: row[k] for k in from_view[0]} for row in rows]
+    assert [(r.model, r.version, r.value) for r in board] == [("speech.mfcc_svm", 2, 0.8), ("face.hog_svm", 1, 0.5)]
+    assert [r.model for r in reg.leaderboard(modality="face")] == ["face.hog_svm"]
     by_f1 = reg.leaderboard(metric="macro_f1")
-    assert by_f1[0]["value"] == pytest.approx(0.75)
+    assert by_f1[0].value == pytest.approx(0.75)
     assert reg.leaderboard(corpus="nope") == []
     reg.close()
 
@@ -514,7 +517,7 @@ def test_postgresql(pg_url, tmp_path):
     reg.fail_run(failed.run_id, "boom", status="interrupted")
     resumed = _start(reg, cid)
     assert resumed.resumed and resumed.run_id == failed.run_id and resumed.finished_folds == {0}
-    assert [(r["model"], r["version"], r["value"]) for r in reg.leaderboard()] == [("speech.mfcc_svm", 2, 0.8)]
+    assert [(r.model, r.version, r.value) for r in reg.leaderboard()] == [("speech.mfcc_svm", 2, 0.8)]
     assert reg.fold_artifact(resumed.run_id, 0, "model") == b"m0"
     with reg.engine.connect() as conn:
         view = conn.exec_driver_sql("select model, version, accuracy, n_folds, n_clips from leaderboard").all()
@@ -552,12 +555,12 @@ def test_upgrade_from_an_older_schema_keeps_its_data(tmp_path):
     from alembic import command
     from sqlalchemy import create_engine
 
-    from emokit_core.registry.store import _alembic_config
+    from emokit_core.registry.engine import alembic_config
 
     db = tmp_path / "old.db"
     engine = create_engine(f"sqlite:///{db}")
     with engine.begin() as conn:
-        command.upgrade(_alembic_config(conn), "0001")
+        command.upgrade(alembic_config(conn), "0001")
         conn.exec_driver_sql("insert into corpora (name, fingerprint, classes, n_clips, root, created_at) "
                              "values ('demo', 'fp', '[\"a\"]', 1, '/x', '2026-01-01 00:00:00')")
     engine.dispose()
@@ -573,9 +576,10 @@ def test_weights_registered_resolved_and_checked(tmp_path):
     ckpt = tmp_path / "Cnn14_16k.pth"
     ckpt.write_bytes(b"weights v1")
     added = reg.add_weights("cnn14", ckpt, kind="panns-cnn14")
-    assert added["sha256"] == hashlib.sha256(b"weights v1").hexdigest()
-    assert reg.resolve_weights("cnn14") == {"name": "cnn14", "path": str(ckpt.resolve()), "sha256": added["sha256"]}
-    assert reg.resolve_weights(str(ckpt))["name"] is None  # a plain path works too
+    assert added.sha256 == hashlib.sha256(b"weights v1").hexdigest()
+    resolved = reg.resolve_weights("cnn14")
+    assert (resolved.name, resolved.path, resolved.sha256) == ("cnn14", str(ckpt.resolve()), added.sha256)
+    assert reg.resolve_weights(str(ckpt)).name is None  # a plain path works too
     with pytest.raises(RegistryError, match="already registered"):
         reg.add_weights("cnn14", ckpt)
     with pytest.raises(RegistryError) as info:
@@ -585,5 +589,5 @@ def test_weights_registered_resolved_and_checked(tmp_path):
     with pytest.raises(RegistryError, match="changed since it was registered"):
         reg.resolve_weights("cnn14")
     reg.add_weights("cnn14", ckpt, replace=True)
-    assert reg.resolve_weights("cnn14")["sha256"] == hashlib.sha256(b"weights v2").hexdigest()
-    assert [w["name"] for w in reg.list_weights()] == ["cnn14"]
+    assert reg.resolve_weights("cnn14").sha256 == hashlib.sha256(b"weights v2").hexdigest()
+    assert [w.name for w in reg.list_weights()] == ["cnn14"]

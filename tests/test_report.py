@@ -4,6 +4,7 @@ why they cannot show something, escaping, the command, and a headless-Chromium s
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import re
 import shutil
@@ -17,7 +18,7 @@ import pytest
 
 from emokit_core.evaluation import evaluate_run
 from emokit_core.registry import Registry
-from emokit_core.report import SECTIONS, attended_frames, find_video, read_frames, sample_clips, write_report
+from emokit_core.report import SECTIONS, attended_frames, clip_videos, read_frames, sample_clips, write_report
 
 from .cli import emokit
 from .conftest import copy_registry
@@ -68,7 +69,8 @@ def record_attention_run(reg, corpus, *, pipeline="face.stn_bilstm", extra_frame
     from emokit_core.explain import pack_attention
 
     cid = reg.upsert_corpus(name="tiny", fingerprint="tiny-demo", classes=corpus.classes, n_clips=len(corpus.clips),
-                            root=str(corpus.root))
+                            root=str(corpus.root), reader=corpus.reader,
+                            reader_options=corpus.reader_options)
     info = reg.start_run(pipeline=pipeline, modality="face", params={}, config_hash=f"{pipeline}-{extra_frames}",
                          profile="quick", seed=0, corpus_id=cid, folds=corpus.folds, library_versions={}, resume=False)
     classes = list(corpus.classes)
@@ -95,10 +97,10 @@ def runs(tmp_path_factory, tone_registry, tiny_demo):
     """Speech, ZeroR and a fusion cross-validated on the tone manifest (a copy of the session's);
     an attention run on a copy of the tiny demo corpus (which a test moves away); and the report
     of all four."""
-    from emokit_core.corpora import read_ravdess
+    from emokit_core.plugins import get_host
 
     base = tmp_path_factory.mktemp("report")
-    corpus = read_ravdess(shutil.copytree(tiny_demo, base / "corpus"), folds="grouped")
+    corpus = get_host().read_corpus("ravdess", shutil.copytree(tiny_demo, base / "corpus"), folds="grouped")
     db = copy_registry(tone_registry[0], base / "registry")
     reg = Registry(db)
     ids = list(tone_registry[1]) + [record_attention_run(reg, corpus)]
@@ -132,7 +134,7 @@ def test_result_table_agrees_with_evaluate(runs):
     results = text.split('<section id="results">')[1].split("</section>")[0]
     for run_id in runs["ids"]:
         ev = evaluate_run(runs["reg"], run_id)
-        assert ev.run["ref"] in results
+        assert ev.run.ref in results
         assert f"<b>{100 * ev.accuracy:.2f}</b> ± {100 * ev.ci95:.2f}" in results
     assert f"speech.mfcc_svm: run {runs['ids'][0]}, speech.zeror: run {runs['ids'][1]}" in results  # fusion inputs
 
@@ -151,11 +153,14 @@ def test_attention_samples_show_frames_of_the_clip(runs):
 
     attention = attention_weights(reg, face_id)
     run = reg.get_run(face_id)
-    picked = sample_clips(attention, reg.predictions(face_id), run["corpus"]["classes"], 2)
-    labels = {p["clip_id"]: p["label"] for p in reg.predictions(face_id)}
+    picked = sample_clips(attention, reg.predictions(face_id), run.corpus.classes, 2)
+    labels = {p.clip_id: p.label for p in reg.predictions(face_id)}
     assert len(picked) == 2 and labels[picked[0]] != labels[picked[1]]  # spread over classes
-    video = find_video(run["corpus"]["root"], picked[0])
-    assert video is not None and video.parent.parent == runs["corpus"].root
+    assert (run.corpus.reader, run.corpus.reader_options) == ("ravdess", {"folds": "grouped"})
+    videos, unreadable = clip_videos(run.corpus)  # read again as it was read: with its grouped folds
+    video = videos[picked[0]]
+    assert unreadable is None and video.parent.parent == runs["corpus"].root
+    assert video == next(c.video_path for c in runs["corpus"].clips if c.id == picked[0])
     wanted = list(attended_frames(attention[picked[0]]))
     fps, n_frames, thumbnails = read_frames(video, wanted)
     assert fps == pytest.approx(30) and n_frames == len(attention[picked[0]])
@@ -238,26 +243,30 @@ def test_odd_names_are_escaped_and_runs_on_other_clips_are_not_compared(tmp_path
     assert "None of these runs records attention" in text
 
 
-def test_find_video_in_ravdess_and_manifest_layouts(tmp_path):
-    (tmp_path / "Actor_07").mkdir()
-    av = tmp_path / "Actor_07" / "01-01-03-01-02-01-07.mp4"
-    av.write_bytes(b"x")
-    flat = tmp_path / "flat" / "02-01-05-02-01-02-03.mp4"
-    flat.parent.mkdir()
-    flat.write_bytes(b"x")
-    (tmp_path / "vid").mkdir()
-    (tmp_path / "vid" / "take1.mp4").write_bytes(b"x")
-    assert find_video(tmp_path, "01-03-01-02-01-07") == av
-    assert find_video(tmp_path, "01-05-02-01-02-03") == flat
-    assert find_video(tmp_path, "vid/take1") == tmp_path / "vid" / "take1.mp4"
-    assert find_video(tmp_path, "01-04-01-01-01-07") is None
-    assert find_video(tmp_path / "absent", "01-03-01-02-01-07") is None and find_video(None, "x") is None
+def test_clip_videos_come_from_the_recorded_reader(tmp_path, tone_manifest):
+    from emokit_core.plugins import get_host
+    from emokit_core.registry.records import CorpusRecord
+
+    corpus = get_host().read_corpus("manifest", tone_manifest)
+    assert corpus.reader == "manifest"
+    record = CorpusRecord(id=1, name="tones", fingerprint="f", classes=list(corpus.classes), n_clips=len(corpus.clips),
+                          root=str(tone_manifest), reader="manifest", reader_options={})
+    videos, unreadable = clip_videos(record)
+    assert unreadable is None and videos == {c.id: c.video_path for c in corpus.clips if c.video_path is not None}
+    # no reader recorded (a registry from before 0004), a reader that is not installed, no root
+    _, why = clip_videos(dataclasses.replace(record, reader=None))
+    assert "does not say which reader read corpus tones" in why and "rerun" in why
+    _, why = clip_videos(dataclasses.replace(record, reader="nosuchreader"))
+    assert "cannot be read again" in why and "nosuchreader" in why
+    assert clip_videos(dataclasses.replace(record, root=str(tmp_path / "gone"))) == ({}, None)
 
 
 def test_sample_clips_round_robin_over_classes():
     attention = {c: np.ones(3) / 3 for c in ("a1", "a2", "a3", "b1", "c1", "c2", "x")}
     # (clip, true, predicted): a1, a3, c2 right; a2, b1, c1 wrong; "nope" has no attention
-    predictions = [{"clip_id": c, "label": label, "pred": pred} for c, label, pred in (
+    from emokit_core.registry.records import PredictionRecord
+
+    predictions = [PredictionRecord(c, "s", 0, label, pred, []) for c, label, pred in (
         ("c2", 2, 2), ("a2", 0, 1), ("b1", 1, 0), ("c1", 2, 0), ("a1", 0, 0), ("a3", 0, 0), ("nope", 1, 1))]
     # right a1, wrong b1 (its only clip), right c2; then wrong a2, c1 (wrong), then a3
     assert sample_clips(attention, predictions, ["a", "b", "c"], 4) == ["a1", "b1", "c2", "a2"]

@@ -72,11 +72,11 @@ def test_out_of_fold_and_fusion_inputs(tmp_path, tone_manifest):
     for r in outcome.runs:
         preds = reg.predictions(r.run_id)
         assert len(preds) == len(corpus.clips)  # every clip predicted once, out of fold
-        assert all(p["fold"] == fold_of[p["actor"]] for p in preds)
-        assert all(abs(sum(p["probs"]) - 1) < 1e-6 for p in preds)
+        assert all(p.fold == fold_of[p.actor] for p in preds)
+        assert all(abs(sum(p.probs) - 1) < 1e-6 for p in preds)
     fused = reg.get_run(outcome.runs[2].run_id)
-    assert fused["inputs"] == {"speech.mfcc_svm": outcome.runs[0].run_id, "speech.zeror": outcome.runs[1].run_id}
-    assert len(fused["fold_results"]) == 3 and fused["status"] == "finished"
+    assert fused.inputs == {"speech.mfcc_svm": outcome.runs[0].run_id, "speech.zeror": outcome.runs[1].run_id}
+    assert len(fused.fold_results) == 3 and fused.status == "finished"
     # A rerun makes version 2 of every model and reads features from the cache.
     again = run(tone_manifest, reg, ["speech.mfcc_svm", "speech.zeror", "fuse.logreg"])
     assert [r.version for r in again.runs] == [2, 2, 2]
@@ -159,14 +159,14 @@ def test_weights_params_are_resolved_checked_and_recorded(tmp_path, tone_manifes
 
     outcome = runner.run(["speech.pretrained"], corpus)
     assert seen[-1] is None
-    assert reg.get_run(outcome.runs[0].run_id)["weights"] == {"weights": {"init": "random"}}
+    assert reg.get_run(outcome.runs[0].run_id).weights == {"weights": {"init": "random"}}
 
     ckpt = tmp_path / "w.pth"
     ckpt.write_bytes(b"pretend checkpoint")
     reg.add_weights("w1", ckpt)
     outcome = runner.run(["speech.pretrained"], corpus, overrides={"speech.pretrained": {"weights": "w1"}})
     assert seen[-1].path == str(ckpt.resolve()) and seen[-1].name == "w1"
-    recorded = reg.get_run(outcome.runs[0].run_id)["weights"]["weights"]
+    recorded = reg.get_run(outcome.runs[0].run_id).weights["weights"]
     assert recorded["name"] == "w1" and len(recorded["sha256"]) == 64
     with pytest.raises(EmokitError, match="no weights named 'w2'"):
         runner.run(["speech.pretrained"], corpus, overrides={"speech.pretrained": {"weights": "w2"}})

@@ -123,14 +123,14 @@ def test_run_announces_and_records_the_chosen_profile(tmp_path, tiny_demo, featu
     small = {"width": "0.0625", "max_epochs": "1", "batch_size": "8", "crop_seconds": "1.0"}
     outcome = runner.run(["speech.panns_ft"], corpus, overrides={"speech.panns_ft": small})
     run = reg.get_run(outcome.runs[0].run_id)
-    assert run["status"] == "finished" and run["profile"] == "quick"
+    assert run.status == "finished" and run.profile == "quick"
     assert any(m.startswith("speech.panns_ft: no pretrained weights and no GPU, so profile quick")
                for m in reporter.messages)
     # Every augmentation parameter is recorded, so runs that differ only there are told apart.
     for key in ("shift_seconds", "gain_db", "time_stripes", "time_stripe_frames", "freq_stripes", "freq_stripe_bins",
                 "mixup_alpha", "label_smoothing", "schedule", "optimizer"):
-        assert key in run["params"]
-    assert run["params"]["gain_db"] == 3.0 and run["params"]["width"] == 0.0625  # quick's augmentation, our width
+        assert key in run.params
+    assert run.params["gain_db"] == 3.0 and run.params["width"] == 0.0625  # quick's augmentation, our width
     other = runner.run(["speech.panns_ft"], corpus, overrides={"speech.panns_ft": {**small, "gain_db": "0"}})
     second = reg.get_run(other.runs[0].run_id)
-    assert second["version"] != run["version"] and second["params"]["gain_db"] == 0.0
+    assert second.version != run.version and second.params["gain_db"] == 0.0

@@ -22,9 +22,9 @@ def test_speech_pipeline_runs_on_demo_clips(tmp_path, corpus, feature_cache, pip
     runner = Runner(PluginHost(), reg, feature_cache, workers=1)
     outcome = runner.run([pipeline], corpus, seed=0)
     run = reg.get_run(outcome.runs[0].run_id)
-    assert run["status"] == "finished" and len(run["fold_results"]) == 5
-    assert run["weights"] == {"weights": {"init": "random"}}
-    assert len(reg.predictions(run["run_id"])) == len(corpus.clips)
+    assert run.status == "finished" and len(run.fold_results) == 5
+    assert run.weights == {"weights": {"init": "random"}}
+    assert len(reg.predictions(run.run_id)) == len(corpus.clips)
 
 
 def test_panns_svc_from_a_registered_checkpoint(tmp_path, corpus, feature_cache):
@@ -42,8 +42,8 @@ def test_panns_svc_from_a_registered_checkpoint(tmp_path, corpus, feature_cache)
         runner.run(["speech.panns_svc"], small, overrides={"speech.panns_svc": {"weights": "cnn14-test"}})
     outcome = runner.run(["speech.panns_svc"], small, profile="paper",
                          overrides={"speech.panns_svc": {"weights": "cnn14-test"}})
-    recorded = reg.get_run(outcome.runs[0].run_id)["weights"]["weights"]
-    assert recorded["name"] == "cnn14-test" and recorded["sha256"] == reg.resolve_weights("cnn14-test")["sha256"]
+    recorded = reg.get_run(outcome.runs[0].run_id).weights["weights"]
+    assert recorded["name"] == "cnn14-test" and recorded["sha256"] == reg.resolve_weights("cnn14-test").sha256
 
 
 def test_vad_changes_the_cache_key(tmp_path, corpus):
@@ -94,8 +94,8 @@ def test_panns_ft_pipeline_runs_on_demo_clips(tmp_path, corpus, feature_cache):
     outcome = runner.run(["speech.panns_ft"], corpus, overrides={"speech.panns_ft": {
         "width": "0.125", "max_epochs": "1", "batch_size": "8", "device": "cpu"}})  # cpu: the quick profile
     run = reg.get_run(outcome.runs[0].run_id)
-    assert run["status"] == "finished" and run["profile"] == "quick" and len(run["fold_results"]) == 5
-    assert run["params"]["crop_seconds"] == 2.0 and run["weights"] == {"weights": {"init": "random"}}
+    assert run.status == "finished" and run.profile == "quick" and len(run.fold_results) == 5
+    assert run.params["crop_seconds"] == 2.0 and run.weights == {"weights": {"init": "random"}}
 
 
 def test_alexnet_fine_tuner_on_images(tmp_path):
@@ -125,7 +125,7 @@ def test_alexnet_ft_pipeline_runs_on_demo_clips(tmp_path, corpus, feature_cache)
     runner = Runner(PluginHost(), reg, feature_cache, workers=1)
     outcome = runner.run(["speech.alexnet_ft"], small, overrides={"speech.alexnet_ft": {"max_epochs": "1"}})
     run = reg.get_run(outcome.runs[0].run_id)
-    assert run["status"] == "finished" and len(run["fold_results"]) == 5
+    assert run.status == "finished" and len(run.fold_results) == 5
 
 
 def test_batched_embeddings_do_not_depend_on_the_batch():

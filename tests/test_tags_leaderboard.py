@@ -51,12 +51,12 @@ def test_tags_are_set_updated_read_and_filtered(tmp_path):
     reg.set_tags(a, {"grid": "fusion", "fuser": "svm_linear"})
     reg.set_tags(b, {"grid": "fusion", "fuser": "logreg"})
     reg.set_tags(a, {"fuser": "svm_rbf", "C": 0.01})  # upsert; values stored as text
-    assert reg.get_run(a)["tags"] == {"C": "0.01", "fuser": "svm_rbf", "grid": "fusion"}
-    assert reg.get_run(b)["tags"] == {"fuser": "logreg", "grid": "fusion"}
-    assert [r["run_id"] for r in reg.list_runs(tag="grid")] == [b, a]
-    assert [r["run_id"] for r in reg.list_runs(tag="fuser=logreg")] == [b]
+    assert reg.get_run(a).tags == {"C": "0.01", "fuser": "svm_rbf", "grid": "fusion"}
+    assert reg.get_run(b).tags == {"fuser": "logreg", "grid": "fusion"}
+    assert [r.run_id for r in reg.list_runs(tag="grid")] == [b, a]
+    assert [r.run_id for r in reg.list_runs(tag="fuser=logreg")] == [b]
     assert reg.list_runs(tag="fuser=svm_linear") == []
-    assert reg.list_runs(tag="C=0.01")[0]["tags"]["fuser"] == "svm_rbf"
+    assert reg.list_runs(tag="C=0.01")[0].tags["fuser"] == "svm_rbf"
     assert reg.list_runs(tag="grid=")  == []  # an empty value is a value, not "any"
     with pytest.raises(RegistryError, match="no run 99"):
         reg.set_tags(99, {"k": "v"})
@@ -84,11 +84,11 @@ def _alembic(db: Path, action: str, revision: str) -> None:
     from alembic import command
     from sqlalchemy import create_engine
 
-    from emokit_core.registry.store import _alembic_config
+    from emokit_core.registry.engine import alembic_config
 
     engine = create_engine(f"sqlite:///{db}")
     with engine.begin() as conn:
-        getattr(command, action)(_alembic_config(conn), revision)
+        getattr(command, action)(alembic_config(conn), revision)
     engine.dispose()
 
 
@@ -99,14 +99,22 @@ def test_upgrade_from_0002_keeps_runs_and_downgrade_restores_the_old_views(tmp_p
         con.execute("insert into corpora (name, fingerprint, classes, n_clips, root, created_at) "
                     "values ('old', 'fp', '[\"a\"]', 1, '/x', '2026-01-01 00:00:00')")
     con.close()
-    reg = Registry(db)  # opens at 0002, upgrades to 0003
+    reg = Registry(db)  # opens at 0002, upgrades to the head
     run_id = _start(reg).run_id
     _finish(reg, run_id, (0.5, 1.0))
     reg.set_tags(run_id, {"k": "v"})
     reg.close()
     with sqlite3.connect(db) as con:
-        assert con.execute("select version_num from alembic_version").fetchall() == [("0003",)]
-        assert con.execute("select name from corpora order by id").fetchall() == [("old",), ("demo",)]
+        assert con.execute("select version_num from alembic_version").fetchall() == [("0004",)]
+        assert con.execute("select name, reader from corpora order by id").fetchall() == [("old", None), ("demo", None)]
+        assert con.execute("select uar, fold_mean from leaderboard").fetchall() == [(0.7, 0.75)]
+        assert con.execute("select fold_count, fold_sum_sq from finished_runs").fetchall() == [(2, 0.125)]
+    con.close()
+
+    _alembic(db, "downgrade", "0003")
+    with sqlite3.connect(db) as con:
+        assert "reader" not in [d[0] for d in con.execute("select * from corpora").description]
+        assert "fold_sum_sq" not in [d[0] for d in con.execute("select * from finished_runs").description]
         assert con.execute("select uar, fold_mean from leaderboard").fetchall() == [(0.7, 0.75)]
     con.close()
 
@@ -120,7 +128,7 @@ def test_upgrade_from_0002_keeps_runs_and_downgrade_restores_the_old_views(tmp_p
     con.close()
     Registry(db).close()  # and up again
     with sqlite3.connect(db) as con:
-        assert con.execute("select version_num from alembic_version").fetchall() == [("0003",)]
+        assert con.execute("select version_num from alembic_version").fetchall() == [("0004",)]
     con.close()
 
 
@@ -167,19 +175,19 @@ def test_leaderboard_api_best_and_all_versions(tmp_path):
     ids = _board(tmp_path)
     reg = _reg(tmp_path)
     best = reg.leaderboard()
-    assert [(r["model"], r["run_id"]) for r in best] == [("speech.mfcc_svm", ids["augmented"]),
+    assert [(r.model, r.run_id) for r in best] == [("speech.mfcc_svm", ids["augmented"]),
                                                           ("face.pixels_vote", ids["face"])]
     top = best[0]
-    assert top["fold_mean"] == pytest.approx(0.875) and top["fold_std"] == pytest.approx(0.25 / 2 ** 0.5)
-    assert top["uar"] == pytest.approx(0.825) and top["tags"] == {"study": "augment"}
-    assert top["differs"] == {"augment": "specaugment"} and best[1]["differs"] == {}
+    assert top.fold_mean == pytest.approx(0.875) and top.fold_std == pytest.approx(0.25 / 2 ** 0.5)
+    assert top.uar == pytest.approx(0.825) and top.tags == {"study": "augment"}
+    assert top.differs == {"augment": "specaugment"} and best[1].differs == {}
     every = reg.leaderboard(all_versions=True, modality="speech")
-    assert [(r["version"], r["config_hash"], r["differs"]) for r in every] == [
+    assert [(r.version, r.config_hash, r.differs) for r in every] == [
         (2, "hash-augmented", {"augment": "specaugment"}), (1, "hash-plain", {"augment": "none"})]
-    assert [r["run_id"] for r in reg.leaderboard(all_versions=True, tag="study")] == [ids["augmented"], ids["plain"]]
+    assert [r.run_id for r in reg.leaderboard(all_versions=True, tag="study")] == [ids["augmented"], ids["plain"]]
     assert reg.leaderboard(tag="study=other") == []
     by_uar = reg.leaderboard(metric="uar", all_versions=True)
-    assert [r["value"] for r in by_uar] == pytest.approx([0.825, 0.575, 0.325])
+    assert [r.value for r in by_uar] == pytest.approx([0.825, 0.575, 0.325])
     reg.close()
 
 
@@ -198,6 +206,7 @@ def test_leaderboard_and_tags_on_the_command_line(tmp_path):
     assert shown.returncode == 0 and "study=augment" in shown.stdout
     tagged = json.loads(emokit("runs", "--tag", "study=augment", "--registry", db, "--json").stdout)
     assert [r["run_id"] for r in tagged] == [ids["augmented"], ids["plain"]]
+    assert tagged[0]["corpus"]["name"] == "demo" and tagged[0]["ref"] == "speech.mfcc_svm@2"  # one shape
 
 
 def test_the_views_work_from_the_sqlite3_shell(tmp_path):

@@ -24,6 +24,8 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    column,
+    table,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -36,7 +38,6 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-RUN_STATUSES = ("running", "finished", "failed", "interrupted")
 UNFINISHED_STATUSES = ("running", "failed", "interrupted")
 
 
@@ -59,6 +60,8 @@ class Corpus(Base):
     n_clips: Mapped[int] = mapped_column(Integer)
     root: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    reader: Mapped[Optional[str]] = mapped_column(String(200))  # its corpus-table name (0004)
+    reader_options: Mapped[Optional[dict[str, Any]]] = mapped_column(JSON)  # what the reader was given
 
 
 class Model(Base):
@@ -218,11 +221,6 @@ class RunArtifact(Base):
     sha256: Mapped[str] = mapped_column(ForeignKey("artifacts.sha256"), index=True)
 
 
-# Views created by the migrations (kept here as text for reference and for tests).
-FINISHED_RUNS_VIEW = "finished_runs"
-LEADERBOARD_VIEW = "leaderboard"
-
-
 class Weights(Base):
     """A local pretrained checkpoint registered by name (``emokit weights add``)."""
 
@@ -236,3 +234,16 @@ class Weights(Base):
     size: Mapped[int] = mapped_column(BigInteger)
     kind: Mapped[Optional[str]] = mapped_column(String(100), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+# The view of finished runs that the migrations create (its columns as of revision 0004); the
+# leaderboard API selects from it, so a run's figures have one SQL definition.
+finished_runs = table(
+    "finished_runs",
+    *(column(name) for name in (
+        "corpus", "modality", "model", "version", "run_id", "profile", "accuracy", "ci95", "macro_f1", "uar",
+        "zeror_accuracy", "fold_mean", "fold_min", "fold_max", "fold_count", "fold_sum_sq", "n_folds", "n_clips",
+        "seed", "config_hash", "corpus_fingerprint", "corpus_id", "model_id")),
+    column("params", JSON),
+    column("finished_at", DateTime(timezone=True)),
+)

@@ -1,0 +1,77 @@
+"""Pretrained weights: local checkpoints registered by name with their SHA-256 (the file stays
+where it is), and their resolution, checksum checked, when a pipeline asks for them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sqlalchemy import Connection, insert, select, update
+
+from ..errors import RegistryError
+from .engine import Database
+from .records import WeightsRecord, utc
+from .schema import Weights, utcnow
+
+
+class WeightsTable:
+    db: Database
+
+    def add_weights(self, name: str, path: str | os.PathLike[str], *, kind: str | None = None,
+                    replace: bool = False) -> WeightsRecord:
+        """Register a local checkpoint under ``name`` (``replace``: over an existing name)."""
+        from ..cache import file_sha256
+
+        file = Path(path).expanduser().resolve()
+        if not file.is_file():
+            raise RegistryError(f"{file}: no such checkpoint file", "give the path of a local .pth/.pt file")
+        row = {"name": name, "path": str(file), "sha256": file_sha256(file), "size": file.stat().st_size,
+               "kind": kind, "created_at": utcnow()}
+
+        def add(conn: Connection) -> None:
+            old = conn.execute(select(Weights.id, Weights.path).where(Weights.name == name)).first()
+            if old is not None and not replace:
+                raise RegistryError(f"weights {name!r} are already registered ({old.path})",
+                                    "choose another name, or pass --replace")
+            if old is not None:
+                conn.execute(update(Weights).where(Weights.id == old.id).values(**row))
+            else:
+                conn.execute(insert(Weights).values(**row))
+
+        self.db.write(add)
+        return WeightsRecord(**row)
+
+    def list_weights(self) -> list[WeightsRecord]:
+        with self.db.tx() as conn:
+            rows = conn.execute(select(Weights.name, Weights.path, Weights.sha256, Weights.size, Weights.kind,
+                                       Weights.created_at).order_by(Weights.name)).all()
+        return [WeightsRecord(r.name, r.path, r.sha256, r.size, r.kind, utc(r.created_at)) for r in rows]
+
+    def resolve_weights(self, ref: str) -> WeightsRecord:
+        """``NAME`` (registered) or ``PATH`` -> its record, the file's SHA-256 checked against the
+        registered one."""
+        from ..cache import file_sha256
+        from ..naming import closest
+
+        with self.db.tx() as conn:
+            row = conn.execute(select(Weights.name, Weights.path, Weights.sha256, Weights.size, Weights.kind,
+                                      Weights.created_at).where(Weights.name == ref)).first()
+            names = [] if row else [n for n, in conn.execute(select(Weights.name))]
+        if row is None:
+            file = Path(ref).expanduser()
+            if file.is_file():
+                return WeightsRecord(None, str(file.resolve()), file_sha256(file), file.stat().st_size)
+            suggestion = closest(ref, names)
+            raise RegistryError(f"no weights named {ref!r} in {self.db.label}, and no such file",
+                                f"did you mean {suggestion!r}?" if suggestion else
+                                f"register a checkpoint first: emokit weights add {ref} PATH")
+        file = Path(row.path)
+        if not file.is_file():
+            raise RegistryError(f"weights {ref!r}: {file} is missing",
+                                f"restore the file or register it again: emokit weights add {ref} PATH --replace")
+        sha = file_sha256(file)
+        if sha != row.sha256:
+            raise RegistryError(f"weights {ref!r}: {file} changed since it was registered "
+                                f"(SHA-256 {sha[:12]}…, registered {row.sha256[:12]}…)",
+                                f"if the new file is intended: emokit weights add {ref} {file} --replace")
+        return WeightsRecord(row.name, str(file), row.sha256, row.size, row.kind, utc(row.created_at))
