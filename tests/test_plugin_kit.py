@@ -156,6 +156,19 @@ def test_check_recognizer_names_the_broken_rule(broken, rule):
     assert type(broken).__name__ in str(info.value)
 
 
+def test_the_checks_work_without_pytest():
+    """The kit's checks are plain functions; only its fixtures need pytest."""
+    code = ("import sys; sys.modules['pytest'] = None\n"
+            "import emokit_core.testing as kit\n"
+            "from emokit_core.estimators import VectorClipModel\n"
+            "from sklearn.linear_model import LogisticRegression\n"
+            "fitted = kit.check_recognizer(VectorClipModel(LogisticRegression()))\n"
+            "print(hasattr(kit, 'emokit_registry'), fitted.classes_.tolist())")
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.split(maxsplit=1) == ["False", "[0, 1, 2]\n"]
+
+
 def test_a_model_defined_in_main_cannot_be_stored():
     main = sys.modules["__main__"]
     cls = type("InMain", (Centroid,), {"__module__": "__main__"})
