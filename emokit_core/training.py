@@ -16,8 +16,11 @@ early stopping).
 
 from __future__ import annotations
 
+import hashlib
 import math
-from typing import Any, Iterator, Sequence
+import os
+from pathlib import Path
+from typing import Any, Sequence
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -67,6 +70,33 @@ def validation_split(groups: np.ndarray | None, n: int, fraction: float, rng: np
     n_val = min(len(actors) - 1, max(1, int(round(len(actors) * fraction))))
     val = np.isin(groups, actors[:n_val])
     return index[~val], index[val]
+
+
+class BatchPlan:
+    """The training batches of a fit, as ``sampling`` says: independent random draws, or shuffled
+    passes (a final partial batch dropped).  Its state (with the generator it shares with the
+    loop) is what a checkpoint needs to continue the same sequence of batches."""
+
+    def __init__(self, train: np.ndarray, batch_size: int, sampling: str, rng: np.random.Generator):
+        self.train, self.batch_size, self.sampling, self.rng = train, batch_size, sampling, rng
+        self.order: np.ndarray | None = None  # the current pass (epochs)
+        self.position = 0
+
+    def next(self) -> np.ndarray:
+        if self.sampling == "random":
+            return self.rng.choice(self.train, self.batch_size, replace=len(self.train) < self.batch_size)
+        size = min(self.batch_size, len(self.train))
+        if self.order is None or self.position + size > len(self.order):
+            self.order, self.position = self.rng.permutation(self.train), 0
+        self.position += size
+        return self.order[self.position - size: self.position]
+
+    def state(self) -> dict[str, Any]:
+        return {"order": None if self.order is None else self.order.tolist(), "position": self.position}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.order = None if state["order"] is None else np.asarray(state["order"], dtype=self.train.dtype)
+        self.position = state["position"]
 
 
 class NetworkClassifier(ClassifierMixin, BaseEstimator):
@@ -187,22 +217,6 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
             return float(f1_score(truth, predicted, average="macro", zero_division=0))
         return float((predicted == truth).mean())
 
-    def _batches(self, train: np.ndarray, limit: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
-        """``limit`` batches of training indices, as ``sampling`` says."""
-        if self.sampling == "random":
-            for _ in range(limit):
-                yield rng.choice(train, self.batch_size, replace=len(train) < self.batch_size)
-            return
-        size = min(self.batch_size, len(train))
-        done = 0
-        while True:
-            order = rng.permutation(train)
-            for start in range(0, len(order) - size + 1, size):
-                yield order[start: start + size]
-                done += 1
-                if done == limit:
-                    return
-
     def check_settings(self) -> None:
         """Refuse a subclass whose ``__init__`` lacks a setting the loop reads: a class attribute
         or a missing setting would train with a value ``get_params()`` (and the registry) never shows."""
@@ -212,10 +226,17 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
             raise TypeError(f"{type(self).__name__} does not declare the training settings {missing} as "
                             f"__init__ parameters (emokit_core.training.LOOP_SETTINGS)")
 
-    def fit(self, X: Sequence[Any], y: np.ndarray, groups: np.ndarray | None = None) -> "NetworkClassifier":
+    def fit(self, X: Sequence[Any], y: np.ndarray, groups: np.ndarray | None = None,
+            checkpoint: str | os.PathLike[str] | None = None) -> "NetworkClassifier":
+        """Train on ``X``, ``y`` (``groups``: the actors, for an actor-wise validation split).
+
+        ``checkpoint``: a file where the loop's whole state (network, optimizer, schedule, every
+        random generator, the best state so far) is written at each validation check; a later fit
+        of the same estimator on the same data given the same file continues from it, and ends as
+        an uninterrupted fit would.  The file is removed when the fit ends."""
         import torch
 
-        from .augment import Mixup, child_seed
+        from .augment import BatchAugmentation, Mixup, child_seed
 
         self.check_settings()
         X = list(X)
@@ -236,10 +257,19 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
         eval_every = self.eval_every or self.steps_per_epoch(len(train))  # 0: once per epoch
         best_score, best_state, stale = -np.inf, None, 0
         self.history_: list[tuple[int, float]] = []
-        step = 0
+        plan = BatchPlan(train, self.batch_size, self.sampling, rng)
+        generators = [m for m in ((augment.modules() if augment is not None else []))
+                      if isinstance(m, BatchAugmentation)] + ([mixup] if mixup is not None else [])
+        resumable = _Checkpoint(checkpoint, self, X, targets, net, optimizer, schedule, plan, generators)
+        step, stopped = 0, False
+        if resumable.found():
+            step, best_score, best_state, stale, self.history_, stopped = resumable.load(device)
         # one bar per fit, in steps (so the ETA is right whatever the epoch size), under the fold's bar
         with progress.task(f"training {type(self).__name__} (steps)", limit) as advance:
-            for step, batch in enumerate(self._batches(train, limit, rng), start=1):
+            advance(step)
+            while step < limit and not stopped:
+                step += 1
+                batch = plan.next()
                 net.train()
                 inputs = self.make_batch([X[i] for i in batch], device, rng)
                 if augment is not None:
@@ -269,14 +299,15 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
                     best_state = {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
                 else:
                     stale += 1
-                    if stale >= self.patience:
-                        break
+                    stopped = stale >= self.patience
+                resumable.save(step, best_score, best_state, stale, self.history_, stopped)
         if best_state is None:  # no validation part, or no early stopping: the last state
             best_state = {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
             best_score = best_score if len(val) else float("nan")
         self.state_ = best_state
         self.n_steps_ = step
         self.best_validation_ = best_score
+        resumable.remove()
         return self
 
     # -- inference --------------------------------------------------------------------------
@@ -299,3 +330,71 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
         state = dict(self.__dict__)
         state.pop("_net", None)  # rebuilt from state_ where it is used
         return state
+
+
+class _Checkpoint:
+    """A fit's state on disk (``NetworkClassifier.fit(checkpoint=...)``): written atomically at
+    each validation check, read back only by a fit of the same settings on the same data."""
+
+    def __init__(self, path, model, X, targets, net, optimizer, schedule, plan: BatchPlan, generators: list):
+        self.path = Path(path) if path is not None else None
+        self.parts = (net, optimizer, schedule, plan, generators)
+        if self.path is not None:
+            what = hashlib.sha256(repr(sorted(model.get_params(deep=False).items())).encode())
+            what.update(np.asarray(targets).tobytes())
+            what.update(str(len(X)).encode())
+            self.identity = what.hexdigest()
+
+    def found(self) -> bool:
+        return self.path is not None and self.path.is_file()
+
+    def save(self, step, best_score, best_state, stale, history, stopped) -> None:
+        if self.path is None:
+            return
+        import torch
+
+        net, optimizer, schedule, plan, generators = self.parts
+        state = {"identity": self.identity, "step": step, "best_score": float(best_score),
+                 "best_state": best_state, "stale": stale, "history": list(history), "stopped": stopped,
+                 "net": net.state_dict(), "optimizer": optimizer.state_dict(),
+                 "schedule": schedule.state_dict() if schedule is not None else None,
+                 "plan": plan.state(), "rng": plan.rng.bit_generator.state,
+                 "generators": [g.rng.bit_generator.state for g in generators],
+                 "torch_rng": torch.get_rng_state(),
+                 "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.path.with_name(self.path.name + ".partial")
+        torch.save(state, partial)
+        partial.replace(self.path)
+
+    def load(self, device: str):
+        import torch
+
+        from .errors import EmokitError
+
+        try:
+            state = torch.load(self.path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - a truncated or foreign file
+            raise EmokitError(f"{self.path}: not a training checkpoint emokit can read ({exc})",
+                              "delete it to start the training again") from exc
+        if state.get("identity") != self.identity:
+            raise EmokitError(f"{self.path} is the checkpoint of another training (other settings or data)",
+                              "delete it, or give the settings and data it was made with")
+        net, optimizer, schedule, plan, generators = self.parts
+        net.load_state_dict(state["net"])
+        optimizer.load_state_dict(state["optimizer"])
+        if schedule is not None:
+            schedule.load_state_dict(state["schedule"])
+        plan.restore(state["plan"])
+        plan.rng.bit_generator.state = state["rng"]
+        for generator, saved in zip(generators, state["generators"]):
+            generator.rng.bit_generator.state = saved
+        torch.set_rng_state(state["torch_rng"])
+        if state["cuda_rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        history = [tuple(h) for h in state["history"]]
+        return state["step"], state["best_score"], state["best_state"], state["stale"], history, state["stopped"]
+
+    def remove(self) -> None:
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)

@@ -7,6 +7,7 @@ from torch import nn
 
 from emokit_core.augment import (Mixup, RandomAffine, RandomBrightness, RandomGain, RandomShift, SpecAugment,
                                  child_seed)
+from emokit_core.errors import EmokitError
 from emokit_core.training import NetworkClassifier
 
 WAVE = torch.randn(6, 4000, generator=torch.Generator().manual_seed(0))
@@ -293,3 +294,43 @@ def test_optimizers_and_schedule_are_chosen_by_name():
         adamw.step()
         schedule.step()
     assert max(lrs) == pytest.approx(1e-3, rel=1e-3) and lrs[0] < 1e-4 and lrs[-1] < 1e-5
+
+
+class _Interrupted(_Linear):
+    """Stops (as a killed process would) when its training has drawn ``stop_after`` batches."""
+
+    stop_after = 0
+
+    def make_batch(self, items, device, rng):
+        if rng is not None:
+            self.drawn_ = getattr(self, "drawn_", 0) + 1
+            if self.drawn_ == self.stop_after:
+                raise KeyboardInterrupt
+        return super().make_batch(items, device, rng)
+
+
+@pytest.mark.parametrize("recipe", [
+    {},  # the paper's loop: random batches, constant lr, early stopping
+    {"sampling": "epochs", "schedule": "one_cycle", "optimizer": "adamw", "mixup_alpha": 0.4, "patience": 0},
+])
+def test_an_interrupted_fit_resumes_from_its_checkpoint_as_if_never_stopped(tmp_path, recipe):
+    X, y, groups = _toy()
+    whole = _Linear(**recipe).fit(X, y, groups=groups)
+    checkpoint = tmp_path / "fit.ckpt"
+    broken = _Interrupted(**recipe)
+    broken.stop_after = 2 * broken.steps_per_epoch(16) + 2  # in the third epoch (16 clips of 4 actors train)
+    with pytest.raises(KeyboardInterrupt):
+        broken.fit(X, y, groups=groups, checkpoint=checkpoint)
+    assert checkpoint.is_file()  # written at the epochs' validation checks
+    resumed = _Interrupted(**recipe).fit(X, y, groups=groups, checkpoint=checkpoint)
+    assert resumed.drawn_ == whole.n_steps_ - 2 * broken.steps_per_epoch(16)  # on from the second epoch's end
+    assert resumed.history_ == whole.history_ and resumed.n_steps_ == whole.n_steps_
+    assert all(torch.equal(resumed.state_[k], whole.state_[k]) for k in whole.state_)
+    assert not checkpoint.exists()  # a finished fit leaves no checkpoint behind
+    # another training's checkpoint is refused, not continued
+    broken = _Interrupted(**recipe)
+    broken.stop_after = 2 * broken.steps_per_epoch(16) + 2
+    with pytest.raises(KeyboardInterrupt):
+        broken.fit(X, y, groups=groups, checkpoint=checkpoint)
+    with pytest.raises(EmokitError, match="checkpoint of another training"):
+        _Linear(**{**recipe, "lr": 0.5}).fit(X, y, groups=groups, checkpoint=checkpoint)
