@@ -7,12 +7,12 @@ import sys
 
 import typer
 
-from . import data, evaluate, fusion, plugins, predict, report, results, run, weights
+from . import data, evaluate, fusion, plugins, predict, pretrain, report, results, run, weights
 
 app = typer.Typer(name="emokit", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Multimodal (speech + face) emotion recognition: plugins, subject-wise CV, a model registry.")
 # Every command module adds its commands (or its command group) the same way.
-for module in (run, results, evaluate, report, fusion, predict, plugins, data, weights):
+for module in (run, results, evaluate, report, fusion, predict, pretrain, plugins, data, weights):
     module.register(app)
 
 

@@ -41,11 +41,23 @@ def list_command(registry: Optional[str] = RegistryOption, as_json: bool = JsonO
     from rich.table import Table
 
     table = Table(title="weights", title_justify="left")
-    for column in ("name", "kind", "path", "MiB", "sha256"):
+    for column in ("name", "kind", "source", "path", "MiB", "sha256"):
         table.add_column(column)
     for r in rows:
-        table.add_row(r.name, r.kind or "-", r.path, f"{r.size / 2**20:.1f}", r.sha256[:16] + "…")
+        table.add_row(r.name, r.kind or "-", _source(r.provenance), r.path, f"{r.size / 2**20:.1f}", r.sha256[:16] + "…")
     out.print(table)
+
+
+def _source(provenance: dict | None) -> str:
+    """Where weights come from, in a few words: their source corpus, epochs and test accuracy."""
+    if not provenance:
+        return "-"
+    parts = [provenance.get("source_corpus") or "?"]
+    if provenance.get("epochs") is not None:
+        parts.append(f"{provenance['epochs']} epochs")
+    if provenance.get("test_accuracy") is not None:
+        parts.append(f"test {100 * provenance['test_accuracy']:.1f} %")
+    return ", ".join(parts)
 
 
 def register(app: typer.Typer) -> None:

@@ -222,3 +222,23 @@ class Fuser(Protocol):
     def fit(self, posteriors: Mapping[str, np.ndarray], y: np.ndarray) -> "Fuser": ...
 
     def predict_proba(self, posteriors: Mapping[str, np.ndarray]) -> np.ndarray: ...
+
+
+class Pretrainer(Protocol):
+    """A network trained on a source corpus of still images (``emokit pretrain NAME``): the
+    ``pretrainer`` component family.  The core reads the source corpus, extracts each image with
+    :meth:`extractor` (cached like any extraction), fits :meth:`model` on the ``train`` split,
+    scores the ``test`` split and writes :meth:`export`'s file, which the plugin's pipelines take
+    as ``weights=``; the registry records it with its provenance."""
+
+    architecture: str  # what the weights are for, e.g. the pipelines' network name
+    kind: str  # the weights' kind in the registry
+
+    def extractor(self) -> Extractor:
+        """What the model reads from each source image."""
+
+    def model(self, epochs: int, seed: int, device: str) -> Recognizer:
+        """An unfitted recognizer; its ``fit`` takes ``checkpoint=`` (resumable training)."""
+
+    def export(self, fitted: Any, path: Any) -> None:
+        """Write the fitted network to ``path`` in the layout the pipelines load."""

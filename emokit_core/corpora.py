@@ -22,6 +22,7 @@ RAVDESS_CHANNELS = {"01": "speech", "02": "song"}
 PAPER_FOLDS = ((2, 5, 14, 15, 16), (3, 6, 7, 13, 18), (10, 11, 12, 19, 20), (8, 17, 21, 23, 24), (1, 4, 9, 22))
 AUDIO_SUFFIXES = {".wav", ".flac"}
 VIDEO_SUFFIXES = {".mp4"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 _NAME = re.compile(r"^(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)$")
 
 
@@ -236,3 +237,54 @@ def read_manifest(path: Path, *, name: str = "manifest", n_folds: int = 5, seed:
                 writer.writerows([speaker, k] for speaker in fold)
     check_folds(fold_list, clips, folds_path)
     return Corpus(name=name, root=base, clips=clips, classes=classes, folds=fold_list, problems=problems)
+
+
+def read_image_folder(root: Path, *, name: str = "imagefolder", split: str | None = None, n_folds: int = 5,
+                      seed: int = 0) -> Corpus:
+    """A folder of still face images: ``<split>/<class>/<image>`` (FER-2013's ``train/`` and
+    ``test/``) or ``<class>/<image>``.
+
+    Each image is a clip whose ``video_path`` is the image (a one-frame video to the face
+    extractors) and whose ``meta["split"]`` is its split folder; ``split`` reads one split only.
+    The classes are the class folders' names in alphabetical order (the order of posterior
+    columns).  With no subject ids each image is its own actor; the folds are a seeded stratified
+    k-fold over the images.
+    """
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise CorpusError(f"{root}: no such folder", "give a folder of <class>/<image> or <split>/<class>/<image>")
+    folders = sorted(p for p in root.iterdir() if p.is_dir())
+    nested = bool(folders) and all(any(c.is_dir() for c in f.iterdir()) for f in folders)
+    splits = {f.name: f for f in folders} if nested else {"": root}
+    if split is not None:
+        if split not in splits:
+            raise CorpusError(f"{root}: no split {split!r} (has {', '.join(sorted(splits)) or 'none'})",
+                              "name one of its split folders, e.g. train or test")
+        splits = {split: splits[split]}
+    clips, problems = [], []
+    for split_name, folder in splits.items():
+        for class_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
+            for path in sorted(class_dir.iterdir()):
+                if path.suffix.lower() not in IMAGE_SUFFIXES:
+                    problems.append(f"{path}: not an image ({', '.join(sorted(IMAGE_SUFFIXES))}); skipped")
+                    continue
+                clip_id = path.relative_to(root).with_suffix("").as_posix()
+                clips.append(Clip(id=clip_id, actor=clip_id, label=class_dir.name, video_path=path,
+                                  meta={"split": split_name}))
+    if not clips:
+        raise CorpusError(f"{root}: no images found", "expected <class>/<image>.jpg (or <split>/<class>/...)")
+    classes = tuple(sorted({c.label for c in clips}))
+    return Corpus(name=name, root=root, clips=clips, classes=classes, folds=_image_folds(clips, n_folds, seed),
+                  problems=problems)
+
+
+def _image_folds(clips: Sequence[Clip], n_folds: int, seed: int) -> list[list[str]]:
+    """A seeded stratified k-fold of images that are each their own actor."""
+    from sklearn.model_selection import StratifiedKFold
+
+    labels = [c.label for c in clips]
+    smallest = min(labels.count(label) for label in set(labels))
+    if smallest < n_folds:
+        raise CorpusError(f"a class has {smallest} images, too few for {n_folds} folds", "use fewer folds")
+    splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    return [sorted(clips[i].actor for i in test) for _, test in splitter.split(labels, labels)]

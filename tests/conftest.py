@@ -1,4 +1,4 @@
-"""Shared fixtures: an isolated emokit home, a manifest corpus of synthetic tones."""
+"""Shared fixtures: an isolated emokit home, a manifest corpus of synthetic tones, a FER-2013 subset."""
 
 from pathlib import Path
 
@@ -118,3 +118,34 @@ def tone_registry(tone_manifest, tmp_path_factory):
     home = tmp_path_factory.getbasetemp() / "emokit-home"
     runs = _cross_validate(["speech.mfcc_svm", "speech.zeror", "fuse.logreg"], read_manifest(tone_manifest), db, home)
     return db, list(runs.values())
+
+
+FER2013 = Path(__file__).resolve().parents[2] / "shared" / "data" / "fer2013" / "fer2013.tar.gz"
+
+
+@pytest.fixture(scope="session")
+def fer_subset(tmp_path_factory) -> Path:
+    """Real faces: the first 30 training and 10 test images of each FER-2013 class (280 images),
+    read from ../shared/data/fer2013 in its image-folder layout."""
+    import tarfile
+
+    if not FER2013.is_file():
+        pytest.fail(f"{FER2013} is missing: the FER-2013 tests need ../shared/data beside the checkout")
+    root = tmp_path_factory.mktemp("fer2013")
+    wanted = {"train": 30, "test": 10}
+    taken: dict[tuple[str, str], int] = {}
+    with tarfile.open(FER2013, "r:gz") as archive:
+        for member in archive:
+            parts = Path(member.name).parts[-3:]
+            if not member.isfile() or len(parts) != 3 or parts[0] not in wanted:
+                continue
+            key = (parts[0], parts[1])
+            if taken.get(key, 0) >= wanted[parts[0]]:
+                continue
+            taken[key] = taken.get(key, 0) + 1
+            target = root.joinpath(*parts)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(archive.extractfile(member).read())
+            if len(taken) == 14 and all(n == wanted[split] for (split, _), n in taken.items()):
+                break  # 7 classes in both splits
+    return root

@@ -19,7 +19,7 @@ FOLDS = [["01", "02"], ["03", "04"]]
 CLASSES = ["neutral", "happy", "sad"]
 
 
-HEAD = "0004"
+HEAD = "0005"
 
 
 def _reg(tmp_path: Path) -> Registry:

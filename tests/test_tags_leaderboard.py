@@ -105,7 +105,7 @@ def test_upgrade_from_0002_keeps_runs_and_downgrade_restores_the_old_views(tmp_p
     reg.set_tags(run_id, {"k": "v"})
     reg.close()
     with sqlite3.connect(db) as con:
-        assert con.execute("select version_num from alembic_version").fetchall() == [("0004",)]
+        assert con.execute("select version_num from alembic_version").fetchall() == [("0005",)]
         assert con.execute("select name, reader from corpora order by id").fetchall() == [("old", None), ("demo", None)]
         assert con.execute("select uar, fold_mean from leaderboard").fetchall() == [(0.7, 0.75)]
         assert con.execute("select fold_count, fold_sum_sq from finished_runs").fetchall() == [(2, 0.125)]
@@ -128,7 +128,7 @@ def test_upgrade_from_0002_keeps_runs_and_downgrade_restores_the_old_views(tmp_p
     con.close()
     Registry(db).close()  # and up again
     with sqlite3.connect(db) as con:
-        assert con.execute("select version_num from alembic_version").fetchall() == [("0004",)]
+        assert con.execute("select version_num from alembic_version").fetchall() == [("0005",)]
     con.close()
 
 

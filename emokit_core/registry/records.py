@@ -226,7 +226,9 @@ class LeaderboardRow(Record):
 
 @dataclass(frozen=True)
 class WeightsRecord(Record):
-    """A registered checkpoint; ``name`` is None for a file given by path only."""
+    """A registered checkpoint; ``name`` is None for a file given by path only. ``provenance``:
+    what made it, where known (``emokit pretrain`` records its architecture, source corpus and
+    fingerprint, seed, epochs and test accuracy)."""
 
     name: str | None
     path: str
@@ -234,3 +236,4 @@ class WeightsRecord(Record):
     size: int | None = None
     kind: str | None = None
     created_at: datetime | None = None
+    provenance: dict[str, Any] | None = None

@@ -234,6 +234,7 @@ class Weights(Base):
     size: Mapped[int] = mapped_column(BigInteger)
     kind: Mapped[Optional[str]] = mapped_column(String(100), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    provenance: Mapped[Optional[dict[str, Any]]] = mapped_column(JSON)  # what made them (0005)
 
 
 # The view of finished runs that the migrations create (its columns as of revision 0004); the

@@ -4,13 +4,15 @@ where it is), and their resolution, checksum checked, when a pipeline asks for t
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
 from ..errors import RegistryError
 from .engine import Database
-from .records import WeightsRecord, utc
+from .records import WeightsRecord, plain, utc
 from .schema import Weights, utcnow
 
 
@@ -18,15 +20,16 @@ class WeightsTable:
     db: Database
 
     def add_weights(self, name: str, path: str | os.PathLike[str], *, kind: str | None = None,
-                    replace: bool = False) -> WeightsRecord:
-        """Register a local checkpoint under ``name`` (``replace``: over an existing name)."""
+                    replace: bool = False, provenance: Mapping[str, Any] | None = None) -> WeightsRecord:
+        """Register a local checkpoint under ``name`` (``replace``: over an existing name), with
+        what made it (``provenance``, plain data) where that is known."""
         from ..cache import file_sha256
 
         file = Path(path).expanduser().resolve()
         if not file.is_file():
             raise RegistryError(f"{file}: no such checkpoint file", "give the path of a local .pth/.pt file")
         row = {"name": name, "path": str(file), "sha256": file_sha256(file), "size": file.stat().st_size,
-               "kind": kind, "created_at": utcnow()}
+               "kind": kind, "created_at": utcnow(), "provenance": plain(dict(provenance)) if provenance else None}
 
         def add(conn: Connection) -> None:
             old = conn.execute(select(Weights.id, Weights.path).where(Weights.name == name)).first()
@@ -44,8 +47,8 @@ class WeightsTable:
     def list_weights(self) -> list[WeightsRecord]:
         with self.db.tx() as conn:
             rows = conn.execute(select(Weights.name, Weights.path, Weights.sha256, Weights.size, Weights.kind,
-                                       Weights.created_at).order_by(Weights.name)).all()
-        return [WeightsRecord(r.name, r.path, r.sha256, r.size, r.kind, utc(r.created_at)) for r in rows]
+                                       Weights.created_at, Weights.provenance).order_by(Weights.name)).all()
+        return [WeightsRecord(r.name, r.path, r.sha256, r.size, r.kind, utc(r.created_at), r.provenance) for r in rows]
 
     def resolve_weights(self, ref: str) -> WeightsRecord:
         """``NAME`` (registered) or ``PATH`` -> its record, the file's SHA-256 checked against the
@@ -55,7 +58,7 @@ class WeightsTable:
 
         with self.db.tx() as conn:
             row = conn.execute(select(Weights.name, Weights.path, Weights.sha256, Weights.size, Weights.kind,
-                                      Weights.created_at).where(Weights.name == ref)).first()
+                                      Weights.created_at, Weights.provenance).where(Weights.name == ref)).first()
             names = [] if row else [n for n, in conn.execute(select(Weights.name))]
         if row is None:
             file = Path(ref).expanduser()
@@ -74,4 +77,4 @@ class WeightsTable:
             raise RegistryError(f"weights {ref!r}: {file} changed since it was registered "
                                 f"(SHA-256 {sha[:12]}…, registered {row.sha256[:12]}…)",
                                 f"if the new file is intended: emokit weights add {ref} {file} --replace")
-        return WeightsRecord(row.name, str(file), row.sha256, row.size, row.kind, utc(row.created_at))
+        return WeightsRecord(row.name, str(file), row.sha256, row.size, row.kind, utc(row.created_at), row.provenance)

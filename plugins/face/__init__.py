@@ -140,3 +140,7 @@ def register_components(register):
                            "OpenCV static saliency, fine-grained"))
     register(ComponentSpec("face_detector", "haar", lazy("emokit_plugins.face.frames:HaarFaceDetector"),
                            "OpenCV frontal-face Haar cascade; the largest face"))
+    register(ComponentSpec("pretrainer", "face.stn", lazy("emokit_plugins.face.pretrain:stn_pretrainer"),
+                           "the saliency STN of Table A1 on still face images (emokit pretrain face.stn)"))
+    register(ComponentSpec("face_detector", "centre", lazy("emokit_plugins.face.frames:CentreSquare"),
+                           "none: the frame is already a face crop (its centre square)"))

@@ -142,8 +142,8 @@ class BiLSTMAggregator(NetworkClassifier):
         return net(*batch)[0]
 
     # -- scikit-learn API ---------------------------------------------------------------------
-    def fit(self, sequences: Sequence[np.ndarray], y: np.ndarray, groups: np.ndarray | None = None
-            ) -> "BiLSTMAggregator":
+    def fit(self, sequences: Sequence[np.ndarray], y: np.ndarray, groups: np.ndarray | None = None,
+            checkpoint: str | None = None) -> "BiLSTMAggregator":
         from sklearn.utils.class_weight import compute_class_weight
 
         sequences = list(sequences)
@@ -154,7 +154,7 @@ class BiLSTMAggregator(NetworkClassifier):
         classes = np.unique(y)
         self.class_weights_ = torch.as_tensor(compute_class_weight("balanced", classes=classes, y=y),
                                               dtype=torch.float32)
-        return super().fit(sequences, y, groups)
+        return super().fit(sequences, y, groups, checkpoint=checkpoint)
 
     def attention(self, sequences: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Each clip's attention weights over its real frames (``[frames]``, summing to 1)."""

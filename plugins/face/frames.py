@@ -113,6 +113,14 @@ class HaarFaceDetector:
         return top, left, min(side, *gray.shape[:2])
 
 
+class CentreSquare:
+    """The "detector" of images that are already face crops (FER-2013, AffectNet): the frame's
+    centre square."""
+
+    def __call__(self, gray: np.ndarray) -> tuple[int, int, int]:
+        return centre_square(*gray.shape[:2])
+
+
 class _FaceSaliencySink:
     pixel_format = "gray"
 

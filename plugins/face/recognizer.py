@@ -92,7 +92,8 @@ class STNFrameClassifier(NetworkClassifier):
 
         return torch.log_softmax(net(batch[:, :1], batch[:, 1:], output="logits"), dim=-1)
 
-    def fit(self, X: Sequence[np.ndarray], y: np.ndarray, groups: np.ndarray | None = None) -> "STNFrameClassifier":
+    def fit(self, X: Sequence[np.ndarray], y: np.ndarray, groups: np.ndarray | None = None,
+            checkpoint: str | None = None) -> "STNFrameClassifier":
         import torch
         from sklearn.utils.class_weight import compute_class_weight
 
@@ -100,7 +101,7 @@ class STNFrameClassifier(NetworkClassifier):
         # Weighted cross-entropy: RAVDESS has half as many neutral clips as the other classes.
         self.class_weights_ = torch.as_tensor(compute_class_weight("balanced", classes=classes, y=np.asarray(y)),
                                               dtype=torch.float32, device=_device_of(self))
-        return super().fit(X, y, groups=groups)
+        return super().fit(X, y, groups=groups, checkpoint=checkpoint)
 
     def transform(self, X: Sequence[np.ndarray]) -> np.ndarray:
         """Each frame's ``frame_output``: posteriors, fc50 or the 810-d flatten."""
