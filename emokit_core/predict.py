@@ -140,7 +140,7 @@ class _ModalityModel(_Ensemble):
             raise EmokitError(f"{self.name} (run {run.run_id}) was trained with parameters {unknown}, which the "
                               f"installed {self.pipeline} no longer has",
                               "install the plugin version that trained it, or retrain the model")
-        weights = {key: _recorded_weights(registry, run, key) for key, p in spec.params.items() if p.weights}
+        weights = {key: _recorded_weights(registry, host, run, key) for key, p in spec.params.items() if p.weights}
         recipe = spec.create({**spec.defaults, **params, **weights})
         self.extractor = recipe.extractor  # None: the model reads no media (ZeroR)
 
@@ -159,7 +159,7 @@ class _ModalityModel(_Ensemble):
         return FramePosteriors(times, mean, self.classes, unit)
 
 
-def _recorded_weights(registry: Any, run: Any, key: str):
+def _recorded_weights(registry: Any, host: Any, run: Any, key: str):
     """The checkpoint the run started from, found and checked as the runner did (None: random init)."""
     from .specs import WeightsRef
 
@@ -168,8 +168,8 @@ def _recorded_weights(registry: Any, run: Any, key: str):
         return None
     ref = recorded.get("name") or recorded["path"]
     try:
-        resolved = registry.resolve_weights(ref)
-    except RegistryError:
+        resolved = registry.resolve_weights(ref, host.weights)
+    except (RegistryError, WeightsError):
         if ref == recorded["path"]:
             raise
         # The name is gone or points at a changed file: the file the run read may still be there.

@@ -193,7 +193,7 @@ class Runner:
                                    f"random initialisation; pass -p {spec.name}.{key}=NAME|PATH to start from a "
                                    f"checkpoint")
             else:
-                found = self.registry.resolve_weights(str(ref))
+                found = self.registry.resolve_weights(str(ref), self.host.weights)
                 resolved[key] = WeightsRef(path=found.path, sha256=found.sha256, name=found.name)
         return resolved
 

@@ -1,4 +1,4 @@
-"""What plugins register: pipelines (with parameters and profiles), components, corpora.
+"""What plugins register: pipelines (with parameters and profiles), components, corpora, weights.
 
 A pipeline is a named recipe.  Its parameters have defaults; a *profile* (``paper``,
 ``quick``, ...) overrides some of them; the user overrides any of them on the command line.
@@ -15,6 +15,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field, replace
 from functools import cached_property
+from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from .contracts import FUSION, PIPELINE_PREFIX
@@ -262,6 +263,28 @@ class CorpusSpec:
     load: Callable[..., Any]
     summary: str = ""
     needs_path: bool = True
+
+
+@dataclass(frozen=True)
+class WeightsSpec:
+    """Pretrained weights a plugin provides under a name that pipelines take as
+    ``weights=NAME``: a file it ships in its own package, or one it finds in another installed
+    distribution (e.g. a wheel installed with ``--no-deps`` for its weights alone).
+
+    ``locate()`` returns the file's path, or raises :class:`~emokit_core.errors.WeightsError`
+    saying how to install it; the file must have SHA-256 ``sha256``, checked at every use.
+    ``architecture`` names the network the file fits, ``source`` where it comes from and
+    ``licence`` its licence (both shown by ``emokit weights list``); ``provenance`` is what
+    made it (plain data, e.g. what ``emokit pretrain`` records)."""
+
+    name: str
+    architecture: str
+    locate: Callable[[], Path]
+    sha256: str
+    source: str
+    licence: str
+    summary: str = ""
+    provenance: Mapping[str, Any] = field(default_factory=dict)
 
 
 def lazy(target: str) -> Callable[..., Any]:
