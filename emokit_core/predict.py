@@ -145,13 +145,15 @@ class _ModalityModel(_Ensemble):
         self.extractor = recipe.extractor  # None: the model reads no media (ZeroR)
 
     def frame_posteriors(self, frames: "np.ndarray", times: "np.ndarray", unit: str) -> FramePosteriors | None:
-        """Per-frame posteriors where every fold model classifies frames (FrameClipModel)."""
+        """Per-frame posteriors where every fold model classifies frames into the target classes
+        (a FrameClipModel whose frame classifier is not a frozen feature extractor, which says so
+        with ``predicts_classes_ = False``)."""
         import numpy as np
 
         from .folds import aligned_proba
 
         classifiers = [getattr(m, "frame_classifier_", None) for m in self.models]
-        if any(c is None for c in classifiers) or np.ndim(frames) < 2:
+        if any(c is None or not getattr(c, "predicts_classes_", True) for c in classifiers) or np.ndim(frames) < 2:
             return None
         rows = np.asarray(frames).reshape(len(frames), -1)
         n = len(self.classes)

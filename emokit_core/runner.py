@@ -119,6 +119,9 @@ class Runner:
             if why:
                 self.reporter.info(why)
             profile_name, params = spec.resolve(profile_name, overrides.get(name, {}))
+            caveat = spec.caveat(profile_name, params)
+            if caveat:
+                self.reporter.warn(caveat)
             if "device" in params:
                 from .training import check_device
 
@@ -194,6 +197,8 @@ class Runner:
                                    f"checkpoint")
             else:
                 found = self.registry.resolve_weights(str(ref), self.host.weights)
+                if (found.provenance or {}).get("packaged"):
+                    self.reporter.info(f"{spec.name}: {key}={found.name}, {found.provenance['source']}")
                 resolved[key] = WeightsRef(path=found.path, sha256=found.sha256, name=found.name)
         return resolved
 

@@ -114,6 +114,19 @@ class Recipe:
 
 
 @dataclass(frozen=True)
+class Caveat:
+    """A measured case where a pipeline's ``profile`` learns less than the ``better`` pipeline,
+    which costs less: ``emokit run`` says so in one line when a run of it matches
+    (``random_init``: only when it starts from random weights).  ``evidence`` is the measurement,
+    in words a user can check (corpus, figures, time)."""
+
+    profile: str
+    better: str
+    evidence: str
+    random_init: bool = True
+
+
+@dataclass(frozen=True)
 class PipelineSpec:
     """A runnable pipeline: ``build(**params)`` returns a :class:`Recipe` (speech, face)
     or a fuser (fusion).  A fuser's ``grid`` gives, per parameter, the values ``emokit
@@ -125,6 +138,7 @@ class PipelineSpec:
     to the model (the fuser) it builds.  An inherited parameter's default is the value of that
     name in ``model.get_params(deep=True)`` of the model built with no ``model_params``.
     ``renamed`` maps former parameter names to current ones, for the hint when a former one is used.
+    ``caveats`` are the measured cases where it learns less than a cheaper pipeline (:class:`Caveat`).
     """
 
     name: str
@@ -137,6 +151,7 @@ class PipelineSpec:
     version: str = "1"
     grid: Mapping[str, Sequence[Any]] = field(default_factory=dict)
     renamed: Mapping[str, str] = field(default_factory=dict)
+    caveats: Sequence[Caveat] = ()
 
     def __post_init__(self):
         if self.modality not in PIPELINE_PREFIX:
@@ -160,25 +175,40 @@ class PipelineSpec:
         """The profile a run of this pipeline uses and, where it was chosen for the user, why.
 
         An explicit ``requested`` profile always wins.  Without one, a pipeline that has a
-        ``scratch`` profile and a weights parameter picks ``paper`` when it is given
+        ``scratch`` profile and a weights parameter picks ``paper`` when the user gives it
         pretrained weights (the recipe they were published for), and otherwise ``scratch``
         where it trains on a GPU and ``quick`` (the scratch recipe cut to a CPU budget) where
-        it does not; ``on_gpu(device)`` says whether the value of its ``device`` parameter
-        lands on a GPU.  Any other pipeline gets its ``default_profile``.
+        it does not, whether it starts from random weights or from the weights its plugin
+        provides by default; ``on_gpu(device)`` says whether the value of its ``device``
+        parameter lands on a GPU.  Any other pipeline gets its ``default_profile``.
         """
         weights = [k for k, p in self.params.items() if p.weights]
         if requested or "scratch" not in self.profiles or not weights:
             return (requested or self.default_profile), None
         overrides = overrides or {}
-        if any(not is_random_init(overrides.get(k, self.default(k))) for k in weights):
+        if any(k in overrides and not is_random_init(overrides[k]) for k in weights):
             return "paper", (f"{self.name}: pretrained weights given, so profile paper (the paper's recipe; "
                              f"--profile to choose another)")
+        defaults = [f"{k}={self.default(k)}" for k in weights if k not in overrides and not is_random_init(self.default(k))]
+        start = (f"starts from {', '.join(defaults)} (its default; {weights[0]}=none for random initialisation)"
+                 if defaults else "no pretrained weights")
         device = overrides.get("device", self.default("device") if "device" in self.params else "auto")
         if on_gpu is not None and on_gpu(str(device)):
-            return "scratch", (f"{self.name}: no pretrained weights, so profile scratch (augmentation, AdamW, "
+            return "scratch", (f"{self.name}: {start}, so profile scratch (augmentation, AdamW, "
                                f"one-cycle schedule, label smoothing; --profile paper for the paper's recipe)")
-        return "quick", (f"{self.name}: no pretrained weights and no GPU, so profile quick (the scratch recipe cut "
+        return "quick", (f"{self.name}: {start} and no GPU, so profile quick (the scratch recipe cut "
                          f"to a CPU budget; --profile scratch for the full one, --profile paper for the paper's)")
+
+    def caveat(self, profile: str, values: Mapping[str, Any]) -> str | None:
+        """The one line ``emokit run`` shows for a run of ``profile`` with resolved ``values``
+        that matches one of the ``caveats``; None when none does."""
+        random_init = all(is_random_init(values.get(k)) for k, p in self.params.items() if p.weights)
+        for c in self.caveats:
+            if c.profile == profile and (random_init or not c.random_init):
+                start = " from random weights" if c.random_init else ""
+                return (f"{self.name} with profile {profile}{start} is known to learn less than {c.better}: "
+                        f"{c.evidence}; consider {c.better}")
+        return None
 
     @cached_property
     def defaults(self) -> dict[str, Any]:

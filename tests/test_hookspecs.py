@@ -16,7 +16,7 @@ import pytest
 from emokit_core import hookspecs
 from emokit_core.errors import UnknownNameError
 from emokit_core.plugins import PluginHost, module_source
-from emokit_core.specs import ComponentSpec, CorpusSpec, PipelineSpec
+from emokit_core.specs import ComponentSpec, CorpusSpec, PipelineSpec, WeightsSpec
 
 HOOKS = sorted(name for name, fn in vars(hookspecs).items() if callable(fn) and hasattr(fn, "emokit_spec"))
 GUIDE = Path(__file__).resolve().parents[1] / "docs" / "plugins.md"
@@ -61,8 +61,9 @@ def load_example(hook: str) -> types.ModuleType:
     return module
 
 
-def test_hooks_are_the_documented_four():
-    assert HOOKS == ["register_commands", "register_components", "register_corpora", "register_pipelines"]
+def test_hooks_are_the_documented_five():
+    assert HOOKS == ["register_commands", "register_components", "register_corpora", "register_pipelines",
+                     "register_weights"]
 
 
 @pytest.mark.parametrize("hook", HOOKS)
@@ -115,6 +116,15 @@ def test_component_example_creates_its_component():
 def test_corpus_example_reads_a_csv(tone_manifest):
     corpus = host_of(load_example("register_corpora")).corpus("foo").load(tone_manifest)
     assert corpus.name == "foo" and len(corpus.clips) == 54 and len(corpus.folds) == 3
+
+
+def test_weights_example_says_its_package_is_missing(tmp_path):
+    from emokit_core.errors import WeightsError
+    from emokit_core.registry import Registry
+
+    host = host_of(load_example("register_weights"))
+    with Registry(tmp_path / "r.db") as reg, pytest.raises(WeightsError, match="package emokit_foo is not installed"):
+        reg.resolve_weights("foo-net", host.weights)
 
 
 def _app_with(host):
@@ -173,3 +183,39 @@ def test_hook_register_commands():
 
     result = CliRunner().invoke(_app_with(host_of(plugin("p1", register_commands=register_commands))), ["hello"])
     assert result.exit_code == 0 and "hello from a plugin" in result.output
+
+
+def test_hook_register_weights():
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        _weights_hook(Path(tmp))
+
+
+def _weights_hook(tmp_path: Path):
+    import hashlib
+
+    from emokit_core.errors import WeightsError
+    from emokit_core.registry import Registry
+
+    shipped = tmp_path / "net.pt"
+    shipped.write_bytes(b"weights a plugin ships")
+    sha = hashlib.sha256(shipped.read_bytes()).hexdigest()
+    host = host_of(plugin("p1", register_weights=lambda register: register(WeightsSpec(
+        "net-v1", "TestNet", lambda: shipped, sha256=sha, source="trained by p1", licence="MIT",
+        provenance={"epochs": 3}))))
+    assert host.plugins[0].registered == {"weights": ["net-v1"]}
+    with Registry(tmp_path / "r.db") as reg:
+        found = reg.resolve_weights("net-v1", host.weights)
+        assert (found.name, found.path, found.sha256, found.kind) == ("net-v1", str(shipped), sha, "TestNet")
+        assert found.provenance == {"epochs": 3, "source": "trained by p1", "licence": "MIT", "packaged": True}
+        with pytest.raises(Exception, match="did you mean 'net-v1'"):
+            reg.resolve_weights("net-v2", host.weights)
+        # A name the user registered comes first: their checkpoint replaces the plugin's.
+        own = tmp_path / "own.pt"
+        own.write_bytes(b"the user's own")
+        reg.add_weights("net-v1", own)
+        assert reg.resolve_weights("net-v1", host.weights).path == str(own.resolve())
+        shipped.write_bytes(b"changed after release")
+        with Registry(tmp_path / "other.db") as fresh, pytest.raises(WeightsError, match="plugin declares"):
+            fresh.resolve_weights("net-v1", host.weights)

@@ -126,6 +126,8 @@ def test_run_announces_and_records_the_chosen_profile(tmp_path, tiny_demo, featu
     assert run.status == "finished" and run.profile == "quick"
     assert any(m.startswith("speech.panns_ft: no pretrained weights and no GPU, so profile quick")
                for m in reporter.messages)
+    assert any(m.startswith("speech.panns_ft with profile quick from random weights is known to learn less than "
+                            "speech.mfcc_svm") for m in reporter.messages)
     # Every augmentation parameter is recorded, so runs that differ only there are told apart.
     for key in ("shift_seconds", "gain_db", "time_stripes", "time_stripe_frames", "freq_stripes", "freq_stripe_bins",
                 "mixup_alpha", "label_smoothing", "schedule", "optimizer"):

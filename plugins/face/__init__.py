@@ -5,7 +5,15 @@ detector; a saliency map per frame; both at 48x48 (``emokit_plugins.face.frames`
 
 * ``face.stn_vote`` - the saliency-guided STN fine-tuned on frames -> max-voting.
 * ``face.stn_bilstm`` - the same STN's per-frame outputs (flatten-810 by default) -> attention
-  bi-LSTM (paper best: 2 layers of 300 units, 2 attention layers).
+  bi-LSTM (paper best: 2 layers of 300 units, 2 attention layers); ``freeze=true`` feeds it the
+  pretrained STN's outputs as they are (the paper's feature extraction rows).
+* ``face.stn_svc`` - the pretrained STN's per-frame outputs (frozen by default, or fine-tuned),
+  pooled over the clip -> standardised logistic regression or SVC (Table 3's feature
+  extraction, with a per-clip classifier).
+
+All start from ``stn-fer2013``, emokit's own STN pretrained on FER-2013 and shipped in this
+package (``emokit pretrain face.stn``; docs/pretraining.md); ``weights=none`` trains from random
+weights, ``weights=NAME|PATH`` starts from another checkpoint (the authors' AffectNet STN).
 
 Both have a ``scratch`` profile for training the STN from random weights: rotations, crops
 and brightness on the training frames (on the training device), AdamW, one-cycle schedule,
@@ -15,10 +23,18 @@ on a GPU and ``quick`` on a CPU.
 
 from __future__ import annotations
 
-from emokit_core.hookspecs import hookimpl
-from emokit_core.specs import ComponentSpec, Param, PipelineSpec, Recipe, lazy
+import json
+from pathlib import Path
 
-WEIGHTS = Param(None, "STN checkpoint in the authors' layout (e.g. AffectNet); a name or a path", weights=True)
+from emokit_core.checkpoints import packaged_file
+from emokit_core.hookspecs import hookimpl
+from emokit_core.specs import ComponentSpec, Param, PipelineSpec, Recipe, WeightsSpec, lazy
+
+#: emokit's own STN, made by `emokit pretrain face.stn` on FER-2013 (its record beside it).
+SHIPPED_STN = "stn-fer2013"
+WEIGHTS = Param(SHIPPED_STN, "STN checkpoint in the authors' layout: a name or a path; stn-fer2013 (shipped, "
+                             "pretrained on FER-2013), the authors' AffectNet STN, or none (random init)", weights=True)
+FREEZE = Param(False, "use the pretrained STN as it is (feature extraction) instead of fine-tuning it")
 SALIENCY = Param("spectral_residual", "saliency component: spectral_residual, fine_grained, or a plugin's")
 DEVICE = Param("auto", "cuda, cpu, or auto (a GPU where there is one)")
 VAD = Param("none", "keep the frames between the first and last speech of the clip's audio: none, or a vad "
@@ -68,10 +84,11 @@ SCRATCH_STN = {"frame_classifier__optimizer": "adamw", "frame_classifier__weight
                "frame_classifier__brightness": 0.1, "frame_classifier__max_epochs": 30}
 
 
-def _stn(weights, frame_output: str, val_fraction: float, device: str):
+def _stn(weights, frame_output: str, val_fraction: float, device: str, freeze: bool = False):
     from .recognizer import STNFrameClassifier
 
-    return STNFrameClassifier(weights=weights, frame_output=frame_output, val_fraction=val_fraction, device=device)
+    return STNFrameClassifier(weights=weights, frame_output=frame_output, val_fraction=val_fraction, device=device,
+                              freeze=freeze)
 
 
 def build_stn_vote(weights, saliency, vad, merge_calm, val_fraction, device, **model_params) -> Recipe:
@@ -85,7 +102,7 @@ def build_stn_vote(weights, saliency, vad, merge_calm, val_fraction, device, **m
     return Recipe(FaceSaliencyFrames(saliency=saliency, vad=vad), model.set_params(**model_params))
 
 
-def build_stn_bilstm(weights, saliency, vad, input, val_fraction, device, **model_params) -> Recipe:
+def build_stn_bilstm(weights, saliency, vad, input, freeze, val_fraction, device, **model_params) -> Recipe:
     from emokit_core.estimators import FrameClipModel
 
     from .bilstm import BiLSTMAggregator
@@ -93,7 +110,24 @@ def build_stn_bilstm(weights, saliency, vad, input, val_fraction, device, **mode
 
     # the paper's best bi-LSTM: 2 layers (and attention layers) of 300 units
     lstm = BiLSTMAggregator(layers=2, hidden=300, val_fraction=val_fraction, device=device)
-    model = FrameClipModel(_stn(weights, input, val_fraction, device), lstm)
+    model = FrameClipModel(_stn(weights, input, val_fraction, device, freeze), lstm)
+    return Recipe(FaceSaliencyFrames(saliency=saliency, vad=vad), model.set_params(**model_params))
+
+
+def build_stn_svc(weights, saliency, vad, input, freeze, pooling, classifier, C, val_fraction, device,
+                  **model_params) -> Recipe:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from emokit_core.estimators import FrameClipModel, PooledClipModel, SVCWithPosteriors
+
+    from .frames import FaceSaliencyFrames
+
+    head = (LogisticRegression(C=C, max_iter=2000) if classifier == "logreg"
+            else SVCWithPosteriors(kernel=classifier.removeprefix("svc_"), C=C, random_state=0))
+    per_clip = PooledClipModel(make_pipeline(StandardScaler(), head), pooling=pooling)
+    model = FrameClipModel(_stn(weights, input, val_fraction, device, freeze), per_clip)
     return Recipe(FaceSaliencyFrames(saliency=saliency, vad=vad), model.set_params(**model_params))
 
 
@@ -110,6 +144,7 @@ def register_pipelines(register):
         build_stn_bilstm,
         params={**STN_PARAMS,
                 "input": Param("flatten", "what the bi-LSTM reads per frame", choices=("flatten", "fc50", "posteriors")),
+                "freeze": FREEZE,
                 "aggregator__layers": Param(help="bi-LSTM layers (and attention layers)", choices=(1, 2)),
                 "aggregator__hidden": Param(help="units per LSTM direction (25-300)"),
                 "aggregator__batch_size": Param(help="clips per bi-LSTM step"),
@@ -122,8 +157,32 @@ def register_pipelines(register):
                             "aggregator__max_epochs": 12, "aggregator__patience": 5}},
         renamed={**RENAMED_STN, "layers": "aggregator__layers", "hidden": "aggregator__hidden",
                  **{f"lstm_{k}": f"aggregator__{k}" for k in ("batch_size", "max_epochs", "patience")}}))
+    register(PipelineSpec(
+        "face.stn_svc", "face", "pretrained STN's per-frame outputs (frozen by default), pooled per clip -> "
+                                "logistic regression or SVC (Table 3 feature extraction)",
+        build_stn_svc,
+        params={**STN_PARAMS,
+                "input": Param("flatten", "what is pooled per frame", choices=("flatten", "fc50", "posteriors")),
+                "freeze": Param(True, "use the pretrained STN as it is (true), or fine-tune it on the frames first"),
+                "pooling": Param("mean", "per-clip pooling of the frame outputs", choices=("mean", "mean_std")),
+                "classifier": Param("logreg", "per-clip classifier on the standardised pooled outputs",
+                                    choices=("logreg", "svc_linear", "svc_rbf")),
+                "C": Param(1.0, "inverse regularisation of the classifier")},
+        profiles={"paper": {}, "scratch": SCRATCH_STN, "quick": quick_stn}, renamed=RENAMED_STN))
 
 EMOKIT_PLUGIN_API = 1
+
+
+@hookimpl
+def register_weights(register):
+    record = json.loads((Path(__file__).parent / "weights" / f"{SHIPPED_STN}.json").read_text())
+    register(WeightsSpec(
+        SHIPPED_STN, "saliency-guided STN (Table A1), 7 FER-2013 classes",
+        packaged_file("emokit_plugins.face", f"weights/{SHIPPED_STN}.pt"), sha256=record["sha256"],
+        source=(f"emokit, pretrained on FER-2013 ({record['epochs']} epochs, seed {record['seed']}; "
+                f"test {100 * record['test_accuracy']:.1f} %)"),
+        licence="MIT (emokit); FER-2013 is a research corpus", provenance=record,
+        summary="the STN face.stn_vote / stn_bilstm / stn_svc start from"))
 
 
 @hookimpl

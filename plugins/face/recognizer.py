@@ -2,7 +2,11 @@
 clip's label; batch 128, Adam lr 1e-3, dropout 0.5, weighted cross-entropy, early stopping
 on the validation accuracy of held-out *training* actors with patience 30, at most 500
 epochs.  After fitting it gives each frame's posteriors, fc50 or flatten-810 activations
-(``transform``) to an aggregator (max-voting, attention bi-LSTM)."""
+(``transform``) to an aggregator (max-voting, attention bi-LSTM).
+
+``freeze=True`` is the paper's feature extraction (Table 3, upper half): the pretrained STN is
+used as it is, trained on nothing, and its per-frame outputs (its own classes' posteriors, fc50
+or flatten-810) feed the aggregator, which alone learns the target classes."""
 
 from __future__ import annotations
 
@@ -31,7 +35,7 @@ class STNFrameClassifier(NetworkClassifier):
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, momentum: float = 0.0,
                  weight_decay: float = 0.0, schedule: str = "constant",
                  label_smoothing: float = 0.0, mixup_alpha: float = 0.0, sampling: str = "random",
-                 rotation: float = 0.0, shift: float = 0.0, brightness: float = 0.0):
+                 rotation: float = 0.0, shift: float = 0.0, brightness: float = 0.0, freeze: bool = False):
         self.weights = weights
         self.frame_output = frame_output
         self.size = size
@@ -57,15 +61,19 @@ class STNFrameClassifier(NetworkClassifier):
         self.rotation = rotation
         self.shift = shift
         self.brightness = brightness
+        self.freeze = freeze
 
     def build_network(self, n_classes: int, pretrained: bool):
         import torch
 
         from .stn import SaliencyGuidedSTN, load_stn_checkpoint
 
+        if self.freeze:  # a frozen STN keeps the class layer of its checkpoint
+            n_classes = getattr(self, "head_classes_", n_classes)
         net = SaliencyGuidedSTN(n_classes=n_classes, dropout=self.dropout)
         if pretrained and self.weights is not None:
-            load_stn_checkpoint(net, self.weights.path, n_classes=n_classes)  # AffectNet heads are replaced
+            # AffectNet's and FER-2013's heads are replaced by one for the target classes, unless frozen
+            load_stn_checkpoint(net, self.weights.path, n_classes=None if self.freeze else n_classes)
         # channels-last convolutions: about a third faster a training step on CPUs (oneDNN) and GPUs
         return net.to(memory_format=torch.channels_last)
 
@@ -97,11 +105,32 @@ class STNFrameClassifier(NetworkClassifier):
         import torch
         from sklearn.utils.class_weight import compute_class_weight
 
+        if self.freeze:
+            return self._load_frozen(y)
         classes = np.unique(y)
         # Weighted cross-entropy: RAVDESS has half as many neutral clips as the other classes.
         self.class_weights_ = torch.as_tensor(compute_class_weight("balanced", classes=classes, y=np.asarray(y)),
                                               dtype=torch.float32, device=_device_of(self))
         return super().fit(X, y, groups=groups, checkpoint=checkpoint)
+
+    def _load_frozen(self, y: np.ndarray) -> "STNFrameClassifier":
+        from emokit_core.errors import EmokitError
+
+        if self.weights is None:
+            raise EmokitError("a frozen STN (freeze=true) needs pretrained weights, and none were given",
+                              "give weights=NAME|PATH (the shipped stn-fer2013 is the default), or freeze=false")
+        self.classes_ = np.unique(np.asarray(y))  # what the aggregator learns; the STN's own head stays
+        net = self.build_network(len(self.classes_), pretrained=True)
+        self.head_classes_ = net.n_classes
+        self.state_ = {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
+        self.n_steps_, self.best_validation_, self.history_ = 0, float("nan"), []
+        self.predicts_classes_ = False  # its posteriors are over its source classes, not classes_
+        return self
+
+    def predict_proba(self, X: Sequence[np.ndarray]) -> np.ndarray:
+        if self.freeze:
+            raise AttributeError("a frozen STN has no posteriors over the target classes; use transform()")
+        return super().predict_proba(X)
 
     def transform(self, X: Sequence[np.ndarray]) -> np.ndarray:
         """Each frame's ``frame_output``: posteriors, fc50 or the 810-d flatten."""

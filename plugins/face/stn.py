@@ -180,8 +180,9 @@ class SaliencyGuidedSTN(nn.Module):
 
 # -- checkpoints -----------------------------------------------------------------------------
 def load_stn_checkpoint(model: SaliencyGuidedSTN, path_or_state: str | Path | Mapping,
-                        n_classes: int = 8) -> dict[str, Any]:
-    """Load a saliency-STN checkpoint into ``model``; its class layer ends with ``n_classes`` outputs.
+                        n_classes: int | None = 8) -> dict[str, Any]:
+    """Load a saliency-STN checkpoint into ``model``; its class layer ends with ``n_classes`` outputs
+    (``None``: the file's own, e.g. for a frozen STN whose posteriors are its source classes).
 
     ``path_or_state``: a file (read with ``torch.load(weights_only=True, map_location="cpu")``),
     a bare state dict, or a dict wrapping one under ``"state_dict"`` or ``"model"``.
@@ -197,7 +198,7 @@ def load_stn_checkpoint(model: SaliencyGuidedSTN, path_or_state: str | Path | Ma
     Returns ``{"source", "sha256" (None for dicts), "file_classes", "n_classes",
     "head_replaced", "n_tensors", "extra_keys"}``.
     """
-    if int(n_classes) < 1:
+    if n_classes is not None and int(n_classes) < 1:
         raise ValueError(f"n_classes must be a positive integer, got {n_classes!r}")
     state, extra, source, sha256 = load_state(path_or_state, _CHECKPOINT_HINT,
                                               wrappers=("state_dict", "model", "model_state_dict", "net"))
@@ -222,6 +223,10 @@ def load_stn_checkpoint(model: SaliencyGuidedSTN, path_or_state: str | Path | Ma
     for k, v in expected.items():  # files from torch < 0.4.1 lack num_batches_tracked
         if k not in body:
             body[k] = torch.zeros_like(v)
+    if n_classes is None:
+        if file_classes is None:
+            raise WeightsError(f"{source} has no class layer to keep", hint=_CHECKPOINT_HINT)
+        n_classes = file_classes
     head_replaced = file_classes != int(n_classes)
     if model.n_classes != file_classes or head_replaced:
         model.replace_head(int(n_classes) if head_replaced else file_classes)
