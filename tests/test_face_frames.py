@@ -7,7 +7,8 @@ import pytest
 
 from emokit_core.contracts import Clip, VideoInfo
 from emokit_core.media import decode
-from emokit_plugins.face.frames import FaceSaliencyFrames, area_resize, centre_square, is_ravdess_framing
+from emokit_core.images import area_resize, centre_square, is_ravdess_framing
+from emokit_plugins.face.frames import FaceSaliencyFrames
 
 
 def frames_of(extractor, path):
