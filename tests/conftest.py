@@ -149,3 +149,64 @@ def fer_subset(tmp_path_factory) -> Path:
             if len(taken) == 14 and all(n == wanted[split] for (split, _), n in taken.items()):
                 break  # 7 classes in both splits
     return root
+
+
+# -- registry backends ---------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory):
+    """A PostgreSQL server to create test databases on: EMOKIT_TEST_PG_URL (a database the tests
+    may create others from), else a throwaway cluster started here with scripts/pg-throwaway (a
+    unix socket only, no TCP). Without PostgreSQL the PostgreSQL tests are skipped, except where
+    EMOKIT_REQUIRE_POSTGRES=1 (CI installs it): there they fail."""
+    import os
+    import shutil
+    import subprocess
+    import tempfile
+
+    url = os.environ.get("EMOKIT_TEST_PG_URL")
+    if url:
+        yield url
+        return
+    script = Path(__file__).resolve().parents[1] / "scripts" / "pg-throwaway"
+    have_server = shutil.which("initdb") or list(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if not have_server:
+        reason = "no PostgreSQL server here (apt-get install postgresql, or set EMOKIT_TEST_PG_URL)"
+        if os.environ.get("EMOKIT_REQUIRE_POSTGRES") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    parent = Path(tempfile.mkdtemp(prefix="emokit-pg-"))
+    parent.chmod(0o711)  # the server's unprivileged user must reach its directory inside
+    cluster = parent / "cluster"
+    started = subprocess.run(["bash", str(script), "start", str(cluster)], capture_output=True, text=True)
+    if started.returncode:
+        pytest.fail(f"scripts/pg-throwaway could not start PostgreSQL: {started.stderr.strip()}")
+    try:
+        yield started.stdout.strip()
+    finally:
+        subprocess.run(["bash", str(script), "stop", str(cluster)], capture_output=True)
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def registry_url(request, tmp_path):
+    """The URL of a new, empty registry database, once per backend: a file for SQLite, a
+    database of its own on the test server for PostgreSQL (dropped afterwards)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'registry.db'}"
+        return
+    import uuid
+
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    server = make_url(request.getfixturevalue("postgres_server"))
+    name = f"emokit_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()

@@ -1,10 +1,12 @@
-"""The registry: schema & migrations, runs round trip, versions, resume, artifacts, views."""
+"""The registry: schema & migrations, runs round trip, versions, resume, artifacts, views.
+
+Every test that takes ``registry_url`` runs once on SQLite and once on PostgreSQL (a database of
+its own on a real server: tests/conftest.py)."""
 
 from __future__ import annotations
 
 import hashlib
 import multiprocessing
-import sqlite3
 import subprocess
 import sys
 import time
@@ -22,8 +24,21 @@ CLASSES = ["neutral", "happy", "sad"]
 HEAD = "0005"
 
 
-def _reg(tmp_path: Path) -> Registry:
-    return Registry(f"sqlite:///{tmp_path / 'registry.db'}")
+def _reg(url: str, tmp_path: Path) -> Registry:
+    return Registry(url, artifact_root=tmp_path / "registry.artifacts")
+
+
+def _sql(url: str, statement: str, **params) -> list[tuple]:
+    """``statement`` run on the registry's database directly (as another client would), committed."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            result = conn.execute(text(statement), params)
+            return [tuple(r) for r in result] if result.returns_rows else []
+    finally:
+        engine.dispose()
 
 
 def _corpus(reg: Registry, fingerprint: str = "fp1") -> int:
@@ -78,44 +93,44 @@ def _sha(path: Path) -> str:
 # ----------------------------------------------------------------------------- schema
 
 
-def test_fresh_schema_is_created(tmp_path):
-    reg = _reg(tmp_path)
-    reg.close()
-    db = tmp_path / "registry.db"
-    con = sqlite3.connect(db)
-    names = {r[0] for r in con.execute("select name from sqlite_master where type in ('table', 'view')")}
+def test_fresh_schema_is_created(registry_url, tmp_path):
+    from sqlalchemy import inspect
+
+    reg = _reg(registry_url, tmp_path)
+    inspector = inspect(reg.engine)
+    names = set(inspector.get_table_names()) | set(inspector.get_view_names())
     assert {
         "corpora", "models", "model_versions", "runs", "run_inputs", "fold_results", "scores",
         "predictions", "artifacts", "run_artifacts", "alembic_version", "leaderboard", "finished_runs",
     } <= names
-    assert con.execute("select version_num from alembic_version").fetchall() == [(HEAD,)]
-    assert con.execute("pragma journal_mode").fetchone()[0] == "wal"
-    con.close()
+    reg.close()
+    assert _sql(registry_url, "select version_num from alembic_version") == [(HEAD,)]
+    if registry_url.startswith("sqlite"):
+        assert _sql(registry_url, "pragma journal_mode") == [("wal",)]
     assert reg.artifacts.root == tmp_path / "registry.artifacts"
 
 
-def test_reopen_is_idempotent(tmp_path):
-    reg = _reg(tmp_path)
+def test_reopen_is_idempotent(registry_url, tmp_path):
+    reg = _reg(registry_url, tmp_path)
     cid = _corpus(reg)
     info = _start(reg, cid)
     reg.close()
     for _ in range(2):
-        reg = _reg(tmp_path)
+        reg = _reg(registry_url, tmp_path)
         assert reg.get_run(info.run_id).status == "running"
         assert _corpus(reg) == cid  # upsert finds the same corpus
         reg.close()
-    con = sqlite3.connect(tmp_path / "registry.db")
-    assert con.execute("select version_num from alembic_version").fetchall() == [(HEAD,)]
-    assert con.execute("select count(*) from corpora").fetchone()[0] == 1
+    assert _sql(registry_url, "select version_num from alembic_version") == [(HEAD,)]
+    assert _sql(registry_url, "select count(*) from corpora") == [(1,)]
 
 
-def test_models_match_migrations(tmp_path):
+def test_models_match_migrations(registry_url, tmp_path):
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
     from emokit_core.registry.schema import Base
 
-    reg = _reg(tmp_path)
+    reg = _reg(registry_url, tmp_path)
     with reg.engine.connect() as conn:
         ctx = MigrationContext.configure(
             conn,
@@ -128,12 +143,13 @@ def test_models_match_migrations(tmp_path):
     reg.close()
 
 
-def test_foreign_keys_are_enforced(tmp_path):
-    reg = _reg(tmp_path)
+def test_foreign_keys_are_enforced(registry_url, tmp_path):
+    reg = _reg(registry_url, tmp_path)
     with pytest.raises(RegistryError, match="no corpus"):
         _start(reg, corpus_id=999)
-    with reg.engine.connect() as conn:
-        assert conn.exec_driver_sql("pragma foreign_keys").scalar() == 1
+    if registry_url.startswith("sqlite"):  # PostgreSQL always enforces them; SQLite only when asked
+        with reg.engine.connect() as conn:
+            assert conn.exec_driver_sql("pragma foreign_keys").scalar() == 1
     reg.close()
 
 
@@ -164,8 +180,8 @@ def test_import_is_light():
 # ----------------------------------------------------------------------------- runs
 
 
-def test_round_trip(tmp_path):
-    reg = _reg(tmp_path)
+def test_round_trip(registry_url, tmp_path):
+    reg = _reg(registry_url, tmp_path)
     cid = _corpus(reg)
     info = _start(reg, cid)
     assert (info.model, info.version, info.resumed, info.finished_folds) == ("speech.mfcc_svm", 1, False, frozenset())
@@ -208,8 +224,8 @@ def test_round_trip(tmp_path):
     reg.close()
 
 
-def test_artifacts_are_deduplicated_and_atomic(tmp_path):
-    reg = _reg(tmp_path)
+def test_artifacts_are_deduplicated_and_atomic(registry_url, tmp_path):
+    reg = _reg(registry_url, tmp_path)
     sha = reg.put_artifact(b"same bytes")
     assert reg.put_artifact(b"same bytes") == sha == hashlib.sha256(b"same bytes").hexdigest()
     path = reg.artifacts.path(sha)
@@ -219,8 +235,8 @@ def test_artifacts_are_deduplicated_and_atomic(tmp_path):
     reg.close()
 
 
-def test_versions_increment(tmp_path):
-    reg = _reg(tmp_path)
+def test_versions_increment(registry_url, tmp_path):
+    reg = _reg(registry_url, tmp_path)
     cid = _corpus(reg)
     a1 = _start(reg, cid)
     _complete(reg, a1.run_id, 0.6)
@@ -232,30 +248,52 @@ def test_versions_increment(tmp_path):
     reg.close()
 
 
-def _start_many(db: str, n: int, q) -> None:
-    reg = Registry(db)
+def _start_many(url: str, n: int, q) -> None:
+    reg = Registry(url, artifact_root=Path(q.artifacts))
     cid = _corpus(reg)
-    q.put([_start(reg, cid, resume=False).version for _ in range(n)])
+    started = []
+    for i in range(n):
+        info = _start(reg, cid, resume=False)
+        _complete(reg, info.run_id, 0.5 + i / 100)  # folds, predictions and artifacts written too
+        started.append(info.version)
+    q.put(started)
     reg.close()
 
 
-def test_concurrent_processes_get_distinct_versions(tmp_path):
-    db = f"sqlite:///{tmp_path / 'registry.db'}"
-    Registry(db).close()
+class _Queue:
+    """A multiprocessing queue that also carries the artifact root to the writers."""
+
+    def __init__(self, ctx, artifacts: Path):
+        self.queue, self.artifacts = ctx.Queue(), str(artifacts)
+
+    def put(self, item):
+        self.queue.put(item)
+
+    def get(self, timeout):
+        return self.queue.get(timeout=timeout)
+
+
+def test_eight_processes_writing_runs_at_once_lose_and_duplicate_nothing(registry_url, tmp_path):
+    _reg(registry_url, tmp_path).close()
     ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-    q = ctx.Queue()
-    procs = [ctx.Process(target=_start_many, args=(db, 5, q)) for _ in range(2)]
+    q = _Queue(ctx, tmp_path / "registry.artifacts")
+    procs = [ctx.Process(target=_start_many, args=(registry_url, 3, q)) for _ in range(8)]
     for p in procs:
         p.start()
-    versions = q.get(timeout=60) + q.get(timeout=60)
+    versions = [v for _ in procs for v in q.get(timeout=120)]
     for p in procs:
-        p.join(30)
-        assert p.exitcode == 0
-    assert sorted(versions) == list(range(1, 11))
+        p.join(60)
+        assert p.exitcode == 0  # no deadlock, no error
+    assert sorted(versions) == list(range(1, 25))
+    assert _sql(registry_url, "select count(*), count(distinct model_version_id) from runs where status = 'finished'") \
+        == [(24, 24)]
+    assert _sql(registry_url, "select count(*) from fold_results") == [(48,)]
+    assert _sql(registry_url, "select count(*), count(distinct run_id || '/' || clip_id) from predictions") == [(192, 192)]
+    assert _sql(registry_url, "select count(*) from corpora") == [(1,)]
 
 
-def test_resume_returns_finished_folds(tmp_path):
-    reg = _reg(tmp_path)
+def test_resume_returns_finished_folds(registry_url, tmp_path):
+    reg = _reg(registry_url, tmp_path)
     cid = _corpus(reg)
     info = _start(reg, cid)
     reg.record_fold(info.run_id, 0, n_train=4, n_test=4, seconds=0.1, scores={"accuracy": 0.5},
@@ -288,8 +326,8 @@ def test_resume_returns_finished_folds(tmp_path):
     reg.close()
 
 
-def test_run_of_a_live_process_is_not_resumed(tmp_path):
-    reg = _reg(tmp_path)
+def test_run_of_a_live_process_is_not_resumed(registry_url, tmp_path):
+    reg = _reg(registry_url, tmp_path)
     cid = _corpus(reg)
     info = _start(reg, cid)
     # this process is alive: its running run is not taken over
@@ -297,12 +335,10 @@ def test_run_of_a_live_process_is_not_resumed(tmp_path):
 
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        with sqlite3.connect(tmp_path / "registry.db") as con:
-            con.execute("update runs set pid = ? where id = ?", (proc.pid, info.run_id))
+        _sql(registry_url, "update runs set pid = :pid where id = :id", pid=proc.pid, id=info.run_id)
         other = _start(reg, cid, seed=5)  # unrelated, just to show nothing breaks
         live = _start(reg, cid, config_hash="cfg-live")
-        with sqlite3.connect(tmp_path / "registry.db") as con:
-            con.execute("update runs set pid = ? where id = ?", (proc.pid, live.run_id))
+        _sql(registry_url, "update runs set pid = :pid where id = :id", pid=proc.pid, id=live.run_id)
         second = _start(reg, cid, config_hash="cfg-live")
         assert not second.resumed and second.run_id != live.run_id and second.version == live.version + 1
     finally:
@@ -315,8 +351,8 @@ def test_run_of_a_live_process_is_not_resumed(tmp_path):
     reg.close()
 
 
-def test_fusion_inputs(tmp_path):
-    reg = _reg(tmp_path)
+def test_fusion_inputs(registry_url, tmp_path):
+    reg = _reg(registry_url, tmp_path)
     cid = _corpus(reg)
     sp = _start(reg, cid)
     fa = _start(reg, cid, pipeline="face.hog_svm")
@@ -336,8 +372,8 @@ def test_fusion_inputs(tmp_path):
 # ----------------------------------------------------------------------------- integrity
 
 
-def test_tampered_artifact_is_refused(tmp_path):
-    reg = _reg(tmp_path)
+def test_tampered_artifact_is_refused(registry_url, tmp_path):
+    reg = _reg(registry_url, tmp_path)
     cid = _corpus(reg)
     info = _start(reg, cid)
     _complete(reg, info.run_id, 0.7)
@@ -361,29 +397,28 @@ def test_tampered_artifact_is_refused(tmp_path):
     reg.close()
 
 
-def test_schema_too_new_is_refused_and_left_unchanged(tmp_path):
-    reg = _reg(tmp_path)
+def test_schema_too_new_is_refused_and_left_unchanged(registry_url, tmp_path):
+    reg = _reg(registry_url, tmp_path)
     _corpus(reg)
     reg.close()
+    _sql(registry_url, "update alembic_version set version_num = 'ffff9999'")
     db = tmp_path / "registry.db"
-    with sqlite3.connect(db) as con:
-        con.execute("update alembic_version set version_num = 'ffff9999'")
-    con.close()
-    before = _sha(db)
+    before = _sha(db) if registry_url.startswith("sqlite") else None
     files_before = sorted(p.name for p in tmp_path.iterdir())
     with pytest.raises(SchemaTooNewError) as exc:
-        Registry(f"sqlite:///{db}")
-    assert str(db) in exc.value.message and "ffff9999" in exc.value.message
+        _reg(registry_url, tmp_path)
+    where = str(db) if registry_url.startswith("sqlite") else registry_url.split("?")[0].rsplit("/", 1)[-1]
+    assert where in exc.value.message and "ffff9999" in exc.value.message
     assert "pip install -U emokit" in exc.value.hint and "EMOKIT_REGISTRY" in exc.value.hint
-    assert _sha(db) == before
+    if before is not None:
+        assert _sha(db) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == files_before
-    con = sqlite3.connect(db)
-    assert con.execute("select version_num from alembic_version").fetchall() == [("ffff9999",)]
-    con.close()
+    assert _sql(registry_url, "select version_num from alembic_version") == [("ffff9999",)]
+    assert _sql(registry_url, "select name from corpora") == [("demo",)]
 
 
-def test_record_fold_is_atomic(tmp_path, monkeypatch):
-    reg = _reg(tmp_path)
+def test_record_fold_is_atomic(registry_url, tmp_path, monkeypatch):
+    reg = _reg(registry_url, tmp_path)
     cid = _corpus(reg)
     info = _start(reg, cid)
 
@@ -412,14 +447,12 @@ def test_record_fold_is_atomic(tmp_path, monkeypatch):
                         predictions=_preds(0), artifacts={"a": b"other"})
     run = reg.get_run(info.run_id)
     assert [f.fold for f in run.fold_results] == [0] and len(run.artifacts) == 1
-    with sqlite3.connect(tmp_path / "registry.db") as con:
-        assert con.execute("select count(*) from scores where fold = 1").fetchone()[0] == 0
-    con.close()
+    assert _sql(registry_url, "select count(*) from scores where fold = 1") == [(0,)]
     reg.close()
 
 
-def test_bulk_predictions_are_fast(tmp_path):
-    reg = _reg(tmp_path)
+def test_bulk_predictions_are_fast(registry_url, tmp_path):
+    reg = _reg(registry_url, tmp_path)
     cid = reg.upsert_corpus(name="ravdess", fingerprint="r", classes=[str(i) for i in range(8)], n_clips=1440, root="/r")
     info = reg.start_run(pipeline="speech.x", modality="speech", params={}, config_hash="h", profile="paper",
                          seed=0, corpus_id=cid, folds=[[str(a)] for a in range(5)], library_versions={})
@@ -437,8 +470,8 @@ def test_bulk_predictions_are_fast(tmp_path):
 # ----------------------------------------------------------------------------- leaderboard
 
 
-def test_leaderboard_view_and_api(tmp_path):
-    reg = _reg(tmp_path)
+def test_leaderboard_view_and_api(registry_url, tmp_path):
+    reg = _reg(registry_url, tmp_path)
     cid = _corpus(reg)
     runs = {}
     for pipeline, accs in {"speech.mfcc_svm": [0.6, 0.8, 0.7], "face.hog_svm": [0.5, 0.4]}.items():
@@ -451,9 +484,13 @@ def test_leaderboard_view_and_api(tmp_path):
     reg.fail_run(failed.run_id, "boom")
     reg.close()
 
-    con = sqlite3.connect(tmp_path / "registry.db")
-    con.row_factory = sqlite3.Row
-    rows = [dict(r) for r in con.execute("select * from leaderboard")]
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(registry_url)
+    with engine.connect() as conn:
+        rows = [dict(r) for r in conn.execute(text("select * from leaderboard")).mappings()]
+        n_finished = conn.execute(text("select count(*) from finished_runs")).scalar()
+    engine.dispose()
     assert [(r["model"], r["version"], r["accuracy"]) for r in rows] == [
         ("speech.mfcc_svm", 2, 0.8),
         ("face.hog_svm", 1, 0.5),
@@ -464,10 +501,9 @@ def test_leaderboard_view_and_api(tmp_path):
     assert top["finished_at"] is not None
     assert {"corpus", "modality", "model", "version", "run_id", "profile", "accuracy", "ci95", "macro_f1",
             "n_folds", "n_clips", "finished_at"} <= set(top)
-    assert con.execute("select count(*) from finished_runs").fetchone()[0] == 5
-    con.close()
+    assert n_finished == 5
 
-    reg = _reg(tmp_path)
+    reg = _reg(registry_url, tmp_path)
     board = reg.leaderboard(corpus="demo")
     from_view = [{k: getattr(r, k) for k in ("corpus", "model", "version", "run_id", "accuracy", "ci95", "n_folds",
                                              "n_clips", "config_hash")} for r in board]
@@ -480,99 +516,36 @@ def test_leaderboard_view_and_api(tmp_path):
     reg.close()
 
 
-# ----------------------------------------------------------------------------- PostgreSQL (opt-in)
+REVISIONS = sorted(p.name[:4] for p in (Path(__file__).resolve().parents[1] / "emokit_core" / "registry" /
+                                        "migrations" / "versions").glob("[0-9][0-9][0-9][0-9]_*.py"))
 
 
-@pytest.fixture
-def pg_url():
-    """A PostgreSQL URL from EMOKIT_TEST_PG_URL, its public schema emptied first."""
-    import os
-
-    url = os.environ.get("EMOKIT_TEST_PG_URL")
-    if not url:
-        pytest.skip("set EMOKIT_TEST_PG_URL=postgresql+psycopg://… to run the PostgreSQL tests")
-    from sqlalchemy import create_engine
-
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        conn.exec_driver_sql("DROP SCHEMA public CASCADE")
-        conn.exec_driver_sql("CREATE SCHEMA public")
-    engine.dispose()
-    return url
-
-
-def test_postgresql(pg_url, tmp_path):
-    from alembic.autogenerate import compare_metadata
-    from alembic.runtime.migration import MigrationContext
-
-    from emokit_core.registry.schema import Base
-
-    reg = Registry(pg_url, artifact_root=tmp_path / "art")
-    cid = _corpus(reg)
-    for acc in (0.6, 0.8, 0.7):
-        _complete(reg, _start(reg, cid).run_id, acc)
-    failed = _start(reg, cid)
-    reg.record_fold(failed.run_id, 0, n_train=4, n_test=4, seconds=0.1, scores={"accuracy": 0.5},
-                    predictions=_preds(0), artifacts={"model": b"m0"})
-    reg.fail_run(failed.run_id, "boom", status="interrupted")
-    resumed = _start(reg, cid)
-    assert resumed.resumed and resumed.run_id == failed.run_id and resumed.finished_folds == {0}
-    assert [(r.model, r.version, r.value) for r in reg.leaderboard()] == [("speech.mfcc_svm", 2, 0.8)]
-    assert reg.fold_artifact(resumed.run_id, 0, "model") == b"m0"
-    with reg.engine.connect() as conn:
-        view = conn.exec_driver_sql("select model, version, accuracy, n_folds, n_clips from leaderboard").all()
-        assert [tuple(r) for r in view] == [("speech.mfcc_svm", 2, 0.8, 2, 8)]
-        ctx = MigrationContext.configure(
-            conn,
-            opts={"include_object": lambda o, n, t, r, c: not (t == "table" and n in ("leaderboard", "finished_runs"))},
-        )
-        assert compare_metadata(ctx, Base.metadata) == []
-    reg.close()
-
-    ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-    q = ctx.Queue()
-    procs = [ctx.Process(target=_start_many, args=(pg_url, 4, q)) for _ in range(2)]
-    for p in procs:
-        p.start()
-    versions = q.get(timeout=60) + q.get(timeout=60)
-    for p in procs:
-        p.join(30)
-    assert sorted(versions) == list(range(5, 13))
-
-    from sqlalchemy import create_engine
-
-    engine = create_engine(pg_url)
-    with engine.begin() as conn:
-        conn.exec_driver_sql("update alembic_version set version_num = 'ffff9999'")
-    with pytest.raises(SchemaTooNewError, match="ffff9999"):
-        Registry(pg_url, artifact_root=tmp_path / "art")
-    with engine.connect() as conn:
-        assert conn.exec_driver_sql("select version_num from alembic_version").scalar() == "ffff9999"
-    engine.dispose()
-
-
-def test_upgrade_from_an_older_schema_keeps_its_data(tmp_path):
+@pytest.mark.parametrize("revision", [r for r in REVISIONS if r != HEAD])
+def test_upgrade_from_each_older_schema_keeps_its_data(registry_url, tmp_path, revision):
     from alembic import command
     from sqlalchemy import create_engine
 
     from emokit_core.registry.engine import alembic_config
 
-    db = tmp_path / "old.db"
-    engine = create_engine(f"sqlite:///{db}")
+    assert REVISIONS[-1] == HEAD
+    engine = create_engine(registry_url)
     with engine.begin() as conn:
-        command.upgrade(alembic_config(conn), "0001")
+        command.upgrade(alembic_config(conn), revision)
         conn.exec_driver_sql("insert into corpora (name, fingerprint, classes, n_clips, root, created_at) "
                              "values ('demo', 'fp', '[\"a\"]', 1, '/x', '2026-01-01 00:00:00')")
     engine.dispose()
-    reg = Registry(db)
-    with sqlite3.connect(db) as con:
-        assert con.execute("select version_num from alembic_version").fetchall() == [(HEAD,)]
-        assert con.execute("select name from corpora").fetchall() == [("demo",)]
+    reg = _reg(registry_url, tmp_path)
+    assert _sql(registry_url, "select version_num from alembic_version") == [(HEAD,)]
+    assert _sql(registry_url, "select name from corpora") == [("demo",)]
     assert reg.list_weights() == []
+    cid = reg.upsert_corpus(name="demo", fingerprint="fp", classes=["a"], n_clips=1, root="/x")
+    _complete(reg, _start(reg, cid).run_id, 0.9)  # the upgraded schema takes new runs
+    assert [r.value for r in reg.leaderboard()] == [0.9]
+    reg.close()
 
 
-def test_weights_registered_resolved_and_checked(tmp_path):
-    reg = _reg(tmp_path)
+def test_weights_registered_resolved_and_checked(registry_url, tmp_path):
+    reg = _reg(registry_url, tmp_path)
     ckpt = tmp_path / "Cnn14_16k.pth"
     ckpt.write_bytes(b"weights v1")
     added = reg.add_weights("cnn14", ckpt, kind="panns-cnn14")

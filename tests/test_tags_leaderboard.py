@@ -1,4 +1,5 @@
-"""Run tags (migration 0003), the leaderboard views and `emokit leaderboard` / `emokit runs --tag`."""
+"""Run tags (migration 0003), the leaderboard views and `emokit leaderboard` / `emokit runs --tag`;
+those that take ``registry_url`` on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ FOLDS = [["01", "02"], ["03", "04"]]
 CLASSES = ["neutral", "happy", "sad"]
 
 
-def _reg(tmp_path: Path) -> Registry:
-    return Registry(tmp_path / "registry.db")
+def _reg(tmp_path: Path, url: str | None = None) -> Registry:
+    return Registry(url or tmp_path / "registry.db", artifact_root=tmp_path / "registry.artifacts")
 
 
 def _start(reg: Registry, pipeline: str = "speech.mfcc_svm", params=None, config_hash="cfg-1", corpus="demo"):
@@ -45,8 +46,8 @@ def _finish(reg: Registry, run_id: int, fold_accuracies: tuple[float, float]) ->
 # ----------------------------------------------------------------------------- tags
 
 
-def test_tags_are_set_updated_read_and_filtered(tmp_path):
-    reg = _reg(tmp_path)
+def test_tags_are_set_updated_read_and_filtered(registry_url, tmp_path):
+    reg = _reg(tmp_path, registry_url)
     a, b = _start(reg).run_id, _start(reg).run_id
     reg.set_tags(a, {"grid": "fusion", "fuser": "svm_linear"})
     reg.set_tags(b, {"grid": "fusion", "fuser": "logreg"})
@@ -67,16 +68,16 @@ def test_tags_are_set_updated_read_and_filtered(tmp_path):
     reg.close()
 
 
-def test_tags_go_with_their_run(tmp_path):
-    reg = _reg(tmp_path)
+def test_tags_go_with_their_run(registry_url, tmp_path):
+    reg = _reg(tmp_path, registry_url)
     run_id = _start(reg).run_id
     reg.set_tags(run_id, {"k": "v"})
     with reg.engine.begin() as conn:
-        conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+        if registry_url.startswith("sqlite"):
+            conn.exec_driver_sql("PRAGMA foreign_keys=ON")
         conn.exec_driver_sql("DELETE FROM model_versions")  # cascades to runs, then to run_tags
-    with sqlite3.connect(tmp_path / "registry.db") as con:
-        assert con.execute("select count(*) from run_tags").fetchone()[0] == 0
-    con.close()
+    with reg.engine.connect() as conn:
+        assert conn.exec_driver_sql("select count(*) from run_tags").scalar() == 0
     reg.close()
 
 
@@ -135,9 +136,9 @@ def test_upgrade_from_0002_keeps_runs_and_downgrade_restores_the_old_views(tmp_p
 # ----------------------------------------------------------------------------- leaderboard
 
 
-def _board(tmp_path: Path) -> dict[str, int]:
+def _board(tmp_path: Path, url: str | None = None) -> dict[str, int]:
     """Two versions of speech.mfcc_svm that differ only in augmentation, one face model, one unfinished run."""
-    reg = _reg(tmp_path)
+    reg = _reg(tmp_path, url)
     ids = {}
     for name, pipeline, params, folds in (
         ("plain", "speech.mfcc_svm", {"C": 1.0, "augment": "none"}, (0.5, 0.75)),
@@ -153,11 +154,13 @@ def _board(tmp_path: Path) -> dict[str, int]:
     return ids
 
 
-def test_leaderboard_views(tmp_path):
-    ids = _board(tmp_path)
-    con = sqlite3.connect(tmp_path / "registry.db")
-    con.row_factory = sqlite3.Row
-    rows = [dict(r) for r in con.execute("select * from leaderboard")]
+def test_leaderboard_views(registry_url, tmp_path):
+    from sqlalchemy import create_engine, text
+
+    ids = _board(tmp_path, registry_url)
+    engine = create_engine(registry_url)
+    con = engine.connect()
+    rows = [dict(r) for r in con.execute(text("select * from leaderboard")).mappings()]
     assert [(r["model"], r["version"], r["run_id"]) for r in rows] == [
         ("speech.mfcc_svm", 2, ids["augmented"]), ("face.pixels_vote", 1, ids["face"])]
     top = rows[0]
@@ -165,15 +168,16 @@ def test_leaderboard_views(tmp_path):
         0.875, 0.1, 0.775, 0.825, 0.375)
     assert (top["fold_mean"], top["fold_min"], top["fold_max"], top["n_folds"], top["n_clips"]) == (0.875, 0.75, 1.0, 2, 8)
     assert top["config_hash"] == "hash-augmented" and top["corpus_fingerprint"] == "fp"
-    every = con.execute("select model, version, config_hash from finished_runs order by run_id").fetchall()
+    every = con.execute(text("select model, version, config_hash from finished_runs order by run_id")).all()
     assert [tuple(r) for r in every] == [("speech.mfcc_svm", 1, "hash-plain"), ("speech.mfcc_svm", 2, "hash-augmented"),
                                         ("face.pixels_vote", 1, "hash-face")]
     con.close()
+    engine.dispose()
 
 
-def test_leaderboard_api_best_and_all_versions(tmp_path):
-    ids = _board(tmp_path)
-    reg = _reg(tmp_path)
+def test_leaderboard_api_best_and_all_versions(registry_url, tmp_path):
+    ids = _board(tmp_path, registry_url)
+    reg = _reg(tmp_path, registry_url)
     best = reg.leaderboard()
     assert [(r.model, r.run_id) for r in best] == [("speech.mfcc_svm", ids["augmented"]),
                                                           ("face.pixels_vote", ids["face"])]
@@ -191,9 +195,9 @@ def test_leaderboard_api_best_and_all_versions(tmp_path):
     reg.close()
 
 
-def test_leaderboard_and_tags_on_the_command_line(tmp_path):
-    ids = _board(tmp_path)
-    db = str(tmp_path / "registry.db")
+def test_leaderboard_and_tags_on_the_command_line(registry_url, tmp_path):
+    ids = _board(tmp_path, registry_url)
+    db = registry_url
     text = emokit("leaderboard", "--all-versions", "--corpus", "demo", "--registry", db)
     assert text.returncode == 0, text.stderr
     lines = [line for line in text.stdout.splitlines() if "speech.mfcc_svm" in line]
