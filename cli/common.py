@@ -23,6 +23,10 @@ RegistryOption = typer.Option(None, "--registry", envvar="EMOKIT_REGISTRY",
                               help="SQLAlchemy URL or path of the registry [default: ./registry.db]")
 JsonOption = typer.Option(False, "--json", help="print JSON instead of a table")
 QuietOption = typer.Option(False, "--quiet", "-q", help="no progress bars or progress lines (warnings still shown)")
+ExecutorOption = typer.Option("local", "--executor", help="where folds run: local (this machine) or ray (Ray tasks: "
+                                                          "a local Ray on 127.0.0.1, or --ray-address)")
+RayAddressOption = typer.Option(None, "--ray-address", envvar="RAY_ADDRESS",
+                                help="a running Ray cluster for --executor ray (e.g. auto, or HEAD:6379)")
 
 
 def open_registry(url: Optional[str]):

@@ -8,19 +8,33 @@ from typing import List, Optional
 
 import typer
 
-from .common import JsonOption, QuietOption, RegistryOption, RichReporter, open_registry, out, pct, print_json
+from .common import (
+    ExecutorOption,
+    JsonOption,
+    QuietOption,
+    RayAddressOption,
+    RegistryOption,
+    RichReporter,
+    open_registry,
+    out,
+    pct,
+    print_json,
+)
 
 
 def fuse_grid_command(
     runs: List[str] = typer.Argument(..., help="finished modality runs to fuse: run ids or NAME[@VERSION], "
                                                "e.g. a speech and a face run"),
     seed: int = typer.Option(0, "--seed", help="random seed of the fusers"),
+    executor: str = ExecutorOption,
+    ray_address: Optional[str] = RayAddressOption,
     registry: Optional[str] = RegistryOption,
     as_json: bool = JsonOption,
     quiet: bool = QuietOption,
 ) -> None:
     """Every fuser of the paper's grid (SVM linear/RBF, logistic regression, k-NN) on the runs'
     stored out-of-fold posteriors: one registered fusion run per point, the best tagged."""
+    from emokit_core.executors import make_executor
     from emokit_core.fusion_grid import run_grid
     from emokit_core.plugins import get_host
 
@@ -28,8 +42,12 @@ def fuse_grid_command(
     host = get_host()
     for problem in host.problems():
         reporter.warn(problem)
-    outcome = run_grid(host, open_registry(registry), runs, seed=seed, reporter=reporter,
-                       command=shlex.join(["emokit", *sys.argv[1:]]))
+    folds_on = make_executor(executor, ray_address=ray_address)
+    try:
+        outcome = run_grid(host, open_registry(registry), runs, seed=seed, reporter=reporter,
+                           command=shlex.join(["emokit", *sys.argv[1:]]), executor=folds_on)
+    finally:
+        folds_on.close()
     if as_json:
         print_json(outcome.to_dict())
         return

@@ -11,8 +11,8 @@ from typing import Any, List, Optional
 
 import typer
 
-from .common import (JsonOption, QuietOption, RegistryOption, RichReporter, corpus_reader, err, open_registry, out, pct,
-                     print_json)
+from .common import (ExecutorOption, JsonOption, QuietOption, RayAddressOption, RegistryOption, RichReporter,
+                     corpus_reader, err, open_registry, out, pct, print_json)
 
 
 def parse_params(items: List[str], pipelines: List[str]) -> dict[str, dict[str, str]]:
@@ -100,12 +100,15 @@ def run_command(
     device: Optional[str] = typer.Option(None, "--device", help="cuda, cuda:1, cpu ... for every pipeline with a "
                                          "device parameter [default: auto, a GPU where there is one]"),
     fresh: bool = typer.Option(False, "--fresh", help="start new versions instead of resuming unfinished runs"),
+    executor: str = ExecutorOption,
+    ray_address: Optional[str] = RayAddressOption,
     registry: Optional[str] = RegistryOption,
     as_json: bool = JsonOption,
     quiet: bool = QuietOption,
 ) -> None:
     """Cross-validate pipelines subject-wise, fuse their out-of-fold posteriors, record everything."""
     from emokit_core.cache import FeatureCache
+    from emokit_core.executors import make_executor
     from emokit_core.plugins import get_host
     from emokit_core.runner import Runner
 
@@ -130,9 +133,13 @@ def run_command(
     reg = open_registry(registry)
     reporter.info(f"corpus {loaded.name}: {len(loaded.clips)} clips, {len(loaded.folds)} folds, "
                   f"{loaded.root}; registry {reg.url}")
-    runner = Runner(host, reg, FeatureCache(cache_dir), reporter, workers=workers)
-    outcome = runner.run(pipelines, loaded, profile=profile, overrides=overrides, seed=seed,
-                         resume=not fresh, command=shlex.join(["emokit", *sys.argv[1:]]))
+    folds_on = make_executor(executor, workers, ray_address=ray_address)
+    runner = Runner(host, reg, FeatureCache(cache_dir), reporter, workers=workers, executor=folds_on)
+    try:
+        outcome = runner.run(pipelines, loaded, profile=profile, overrides=overrides, seed=seed,
+                             resume=not fresh, command=shlex.join(["emokit", *sys.argv[1:]]))
+    finally:
+        folds_on.close()
     if as_json:
         print_json({"corpus": {"name": loaded.name, "root": str(loaded.root), "clips": len(loaded.clips)},
                     "skipped_clips": outcome.skipped_clips,

@@ -7,6 +7,10 @@ on two cores two single-threaded folds get through more work than one fold on tw
 without torch (an SVM: seconds) and folds on a GPU (one device, which two processes would only
 share) run here, one after another.  Progress from a worker's training loop reaches this
 process's reporter through a queue, labelled with its pipeline and fold.
+
+:class:`RayExecutor` runs the same tasks as Ray tasks, on a local Ray or a cluster; both commit
+each fold in this process as it arrives, and a fold's result depends only on the task (its
+pipeline, fold and seed), never on where or in which order it ran.
 """
 
 from __future__ import annotations
@@ -50,6 +54,9 @@ class LocalExecutor:
 
     def __init__(self, workers: int = 1):
         self.workers = max(1, int(workers))
+
+    def close(self) -> None:
+        """Nothing to release: its worker processes live for one :meth:`run`."""
 
     def in_worker(self, task: FoldTask) -> bool:
         return self.workers > 1 and task.device is not None and task.device.split(":")[0] == "cpu"
@@ -247,3 +254,138 @@ class _WorkerPool:
         finally:
             for stack, _ in open_tasks.values():  # a worker that died left its bars open
                 stack.close()
+
+
+# -- Ray ------------------------------------------------------------------------------------------
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise EmokitError("the ray executor needs Ray, which is not installed",
+                          "pip install 'emokit[ray]' (or use --executor local)") from None
+    return ray
+
+
+def _ray_fold(task: FoldTask, threads: int) -> FoldResult:
+    """One fold in a Ray worker, with the threads Ray gave it (as a local worker process has)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(threads):
+        if task.device is not None:
+            import torch
+
+            torch.set_num_threads(threads)
+        return run_fold(task)
+
+
+class RayExecutor:
+    """Fold tasks as Ray tasks: each declares its resources (``cpus_per_fold`` CPUs; and
+    ``gpus_per_fold`` of a GPU where its model trains on cuda, a fraction letting several folds
+    share one device), Ray places them on the cluster's nodes and retries a task whose worker
+    died (``max_retries``); an error raised by the fold itself is not retried.  Results (scores,
+    posteriors, the fold's artifacts) come back to this process through Ray's object store and
+    ``on_result`` commits each here, as the local executor does, so this process is the only
+    writer of the registry.
+
+    ``address``: a running cluster (``ray start --head`` on the head node; ``auto`` finds the one
+    on this machine).  Without one, a local Ray is started that listens on 127.0.0.1 only, with no
+    dashboard, and is shut down by :meth:`close`.  Workers read the features from the feature
+    cache's path, so on several machines that path must be shared (docs/scale-out.md).
+    """
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None, *, cpus_per_fold: float = 1.0, gpus_per_fold: float = 1.0,
+                 max_retries: int = 3, num_cpus: int | None = None, temp_dir: str | None = None):
+        self.address = address
+        self.cpus_per_fold = cpus_per_fold
+        self.gpus_per_fold = gpus_per_fold
+        self.max_retries = max_retries
+        self.num_cpus = num_cpus
+        self.temp_dir = temp_dir
+        self._started = False
+
+    def _connect(self) -> Any:
+        ray = _import_ray()
+        if not ray.is_initialized():
+            if self.address:
+                ray.init(address=self.address, log_to_driver=False)
+            else:
+                # a cluster of this machine alone: every address on loopback, no dashboard
+                ray.init(_node_ip_address="127.0.0.1", include_dashboard=False, log_to_driver=False,
+                         num_cpus=self.num_cpus or usable_cores(), _temp_dir=self.temp_dir)
+                self._started = True
+        return ray
+
+    def options(self, task: FoldTask) -> dict[str, Any]:
+        """The Ray options of one fold: its resources and retries."""
+        gpu = task.device is not None and task.device.startswith("cuda")
+        return {"num_cpus": self.cpus_per_fold, "num_gpus": self.gpus_per_fold if gpu else 0,
+                "max_retries": self.max_retries, "retry_exceptions": False, "name": task.label}
+
+    def run(self, tasks: Sequence[FoldTask], on_result: OnResult) -> None:
+        """Run ``tasks`` on the cluster; ``on_result`` is called here as each finishes.  A failing
+        fold raises :class:`FoldError` (or an :class:`EmokitError` when its worker kept dying)
+        after the others are cancelled; those that had finished are handed to ``on_result``
+        first, so a resumed run need not redo them."""
+        if not tasks:
+            return
+        ray = self._connect()
+        fold = ray.remote(_ray_fold)
+        threads = max(1, int(self.cpus_per_fold))
+        pending = {fold.options(**self.options(t)).remote(t, threads): t for t in tasks}
+        failure: BaseException | None = None
+        try:
+            while pending:
+                done, _ = ray.wait(list(pending), num_returns=1)
+                for ref in done:
+                    task = pending.pop(ref)
+                    try:
+                        result = ray.get(ref)
+                    except ray.exceptions.RayTaskError as exc:  # the fold itself raised
+                        failure = failure or _fold_error(task, exc.cause or exc)
+                    except ray.exceptions.RayError as exc:  # its worker died more than max_retries times
+                        failure = failure or EmokitError(
+                            f"{task.label}: its Ray worker died {self.max_retries + 1} times ({type(exc).__name__})",
+                            "run the same command again: finished folds are kept and the run resumes")
+                    else:
+                        on_result(task, result)
+                if failure is not None:
+                    for ref in pending:
+                        ray.cancel(ref, force=True)
+                    _drain_ray(ray, pending, on_result)
+                    raise failure
+        except KeyboardInterrupt:
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            raise
+
+    def close(self) -> None:
+        """Shut down the local Ray this executor started (a cluster it joined stays up)."""
+        if self._started:
+            _import_ray().shutdown()
+            self._started = False
+
+
+def _fold_error(task: FoldTask, cause: BaseException) -> FoldError:
+    error = FoldError(task)
+    error.__cause__ = cause
+    return error
+
+
+def _drain_ray(ray: Any, pending: dict, on_result: OnResult) -> None:
+    for ref, task in pending.items():
+        try:
+            result = ray.get(ref)
+        except Exception:  # noqa: S112 - cancelled, or failed too: the first failure is the one raised
+            continue
+        on_result(task, result)
+
+
+def make_executor(name: str, workers: int = 1, *, ray_address: str | None = None) -> Any:
+    """``local`` (the default: this machine, ``workers`` processes) or ``ray``."""
+    if name == "local":
+        return LocalExecutor(workers)
+    if name == "ray":
+        return RayExecutor(ray_address)
+    raise EmokitError(f"unknown executor {name!r}", "use --executor local or --executor ray")

@@ -158,7 +158,20 @@ def training_device(model: Any) -> str | None:
 
 # -- one fold ---------------------------------------------------------------------------------
 def run_fold(task: FoldTask) -> FoldResult:
-    """Fit, predict, check and score one fold; the fitted model comes back pickled."""
+    """Fit, predict, check and score one fold; the fitted model comes back pickled.
+
+    A fold that trains without torch runs its BLAS on one thread: sums in another order flip
+    borderline predictions, and a fold must give the same posteriors whichever executor, worker
+    or machine runs it (these models take seconds either way)."""
+    from threadpoolctl import threadpool_limits
+
+    if task.device is None:
+        with threadpool_limits(1):
+            return _run_fold(task)
+    return _run_fold(task)
+
+
+def _run_fold(task: FoldTask) -> FoldResult:
     from sklearn.base import clone
 
     from .estimators import fit_grouped

@@ -166,8 +166,10 @@ def _rank_key(entry: GridEntry, index: int) -> tuple[float, float, int]:
 
 
 def run_grid(host: Any, registry: Any, refs: Sequence[str | int], *, points: Sequence[GridPoint] | None = None,
-             seed: int = 0, reporter: Reporter | None = None, command: str = "") -> GridOutcome:
-    """Cross-validate every grid point on the recorded posteriors of ``refs``, register and tag the runs."""
+             seed: int = 0, reporter: Reporter | None = None, command: str = "",
+             executor: Any = None) -> GridOutcome:
+    """Cross-validate every grid point on the recorded posteriors of ``refs``, register and tag the
+    runs; ``executor`` runs each point's folds (default: this process)."""
     from .cache import FeatureCache
 
     reporter = reporter or Reporter()
@@ -178,7 +180,7 @@ def run_grid(host: Any, registry: Any, refs: Sequence[str | int], *, points: Seq
     for point in points:  # unknown fusers or parameters fail before any run starts
         host.pipeline(point.pipeline).resolve(None, point.params)
     inputs, corpus, corpus_id, runs = fusable_inputs(registry, refs)
-    runner = Runner(host, registry, FeatureCache(), _PointReporter(reporter))
+    runner = Runner(host, registry, FeatureCache(), _PointReporter(reporter), executor=executor)
     outcome = GridOutcome(
         grid_id=f"{'+'.join(str(r.run_id) for r in runs)}-{uuid.uuid4().hex[:8]}",
         inputs=[{"run_id": r.run_id, "model": r.model, "version": r.version, "ref": r.ref,
