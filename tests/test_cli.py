@@ -103,7 +103,12 @@ def test_weights_add_list_and_a_missing_name(tmp_path, tone_manifest):
     added = json.loads(emokit("weights", "add", "mine", str(ckpt), "--kind", "test", "--registry", db, "--json").stdout)
     assert added["name"] == "mine" and len(added["sha256"]) == 64
     listed = json.loads(emokit("weights", "list", "--registry", db, "--json").stdout)
-    assert [w["name"] for w in listed] == ["mine"]
+    # the registered first, then those the plugins provide, marked as such with source and licence
+    assert [w["name"] for w in listed] == ["mine", "ge2e-resemblyzer", "minixception-fer", "stn-fer2013"]
+    assert listed[0]["provenance"] is None
+    assert all(w["provenance"]["packaged"] and w["provenance"]["licence"] for w in listed[1:])
+    shown = emokit("weights", "list", "--registry", db).stdout
+    assert "Apache-2.0" in shown and "emokit, pretrained on" in shown
     missing = emokit("weights", "add", "x", str(tmp_path / "nope.pth"), "--registry", db)
     assert missing.returncode == 1 and "nope.pth: no such checkpoint file" in missing.stderr
 
