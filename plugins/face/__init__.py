@@ -164,7 +164,8 @@ def register_pipelines(register):
         params={**STN_PARAMS,
                 "input": Param("flatten", "what is pooled per frame", choices=("flatten", "fc50", "posteriors")),
                 "freeze": Param(True, "use the pretrained STN as it is (true), or fine-tune it on the frames first"),
-                "pooling": Param("mean", "per-clip pooling of the frame outputs", choices=("mean", "mean_std")),
+                "pooling": Param("mean_std", "per-clip pooling of the frame outputs: mean, or mean_std (mean and "
+                                               "standard deviation side by side)", choices=("mean", "mean_std")),
                 "classifier": Param("logreg", "per-clip classifier on the standardised pooled outputs",
                                     choices=("logreg", "svc_linear", "svc_rbf")),
                 "C": Param(1.0, "inverse regularisation of the classifier")},
