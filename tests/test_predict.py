@@ -147,7 +147,10 @@ def test_unknown_models_and_versions(trained):
 
 def test_a_model_whose_weights_changed_is_refused(tmp_path):
     """A run trained from a checkpoint predicts only with that same checkpoint."""
+    from emokit_core.plugins import get_host
     from emokit_core.predict import _recorded_weights
+
+    host = get_host()
 
     checkpoint = tmp_path / "net.pth"
     checkpoint.write_bytes(b"weights v1")
@@ -155,14 +158,18 @@ def test_a_model_whose_weights_changed_is_refused(tmp_path):
     recorded = reg.add_weights("net", checkpoint)
     run = SimpleNamespace(ref="face.x@1", run_id=1, weights={"weights": {
         "name": recorded.name, "path": recorded.path, "sha256": recorded.sha256}})
-    assert _recorded_weights(reg, run, "weights").sha256 == recorded.sha256
+    assert _recorded_weights(reg, host, run, "weights").sha256 == recorded.sha256
     random_init = SimpleNamespace(ref="face.x@1", run_id=1, weights={"weights": {"init": "random"}})
-    assert _recorded_weights(reg, random_init, "weights") is None
+    assert _recorded_weights(reg, host, random_init, "weights") is None
     checkpoint.write_bytes(b"weights v2")
     with pytest.raises(EmokitError, match="was trained from weights 'net' with SHA-256"):
-        _recorded_weights(reg, run, "weights")
+        _recorded_weights(reg, host, run, "weights")
     reg.add_weights("net", checkpoint, replace=True)  # the name now means the new file
     with pytest.raises(EmokitError, match="was trained from weights 'net' with SHA-256"):
-        _recorded_weights(reg, run, "weights")
+        _recorded_weights(reg, host, run, "weights")
     checkpoint.write_bytes(b"weights v1")  # the original file back, under a name that no longer fits it
-    assert _recorded_weights(reg, run, "weights").path == str(checkpoint.resolve())
+    assert _recorded_weights(reg, host, run, "weights").path == str(checkpoint.resolve())
+    shipped = host.weights["stn-fer2013"]  # a run from the weights a plugin ships finds them by name
+    from_shipped = SimpleNamespace(ref="face.x@1", run_id=1, weights={"weights": {
+        "name": shipped.name, "path": "/elsewhere/stn-fer2013.pt", "sha256": shipped.sha256}})
+    assert _recorded_weights(reg, host, from_shipped, "weights").sha256 == shipped.sha256
