@@ -9,7 +9,6 @@ the install command, they do not skip.
 
 from __future__ import annotations
 
-import importlib.metadata
 from pathlib import Path
 
 import numpy as np
@@ -68,27 +67,6 @@ def test_the_plugin_declares_the_weights_with_the_installed_files_checksum(check
     assert record.sha256 == spec.sha256 and record.provenance["licence"] == spec.licence
     built = check_pipeline("speech.ge2e_svc", host=host)  # the declaration; it builds without weights
     assert built.extractor.volume_norm is True and host.pipeline("speech.ge2e_svc").default("weights") == spec.name
-
-
-def test_a_missing_wheel_is_one_line_naming_the_install_command(monkeypatch, tmp_path):
-    from emokit_core.errors import WeightsError
-    from emokit_core.plugins import PluginHost
-    from emokit_core.registry import Registry
-
-    real = importlib.metadata.distribution
-
-    def distribution(name):
-        if name.lower() == "resemblyzer":
-            raise importlib.metadata.PackageNotFoundError(name)
-        return real(name)
-
-    monkeypatch.setattr(importlib.metadata, "distribution", distribution)
-    host = PluginHost()
-    with pytest.raises(WeightsError) as caught:
-        host.weights["ge2e-resemblyzer"].locate()
-    assert "Resemblyzer" in caught.value.message and INSTALL in caught.value.hint and "\n" not in str(caught.value)
-    with Registry(tmp_path / "r.db") as registry, pytest.raises(WeightsError, match="resemblyzer==0.1.4"):
-        registry.resolve_weights("ge2e-resemblyzer", host.weights)  # what a run does with weights=ge2e-resemblyzer
 
 
 def test_a_state_dict_that_does_not_fit_is_refused_naming_the_file(checkpoint, tmp_path):

